@@ -1,0 +1,190 @@
+"""Array backends: the few operations the group maths needs that numpy and torch spell differently.
+
+Group code is written once against a :class:`Backend`. Everything both libraries spell the same way
+(``@``, ``.T``, ``xp.tril``, ``xp.exp``, ``xp.einsum``, ``xp.linalg.inv`` …) goes through
+``backend.xp``; the rest (array creation with an explicit dtype/device, triangular solves, singular
+values, random normals from an explicit key) lives here. Nothing in this module touches global RNG
+state, and nothing copies between host and device unless the method's name says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+Array = Any  # a numpy.ndarray or a torch.Tensor, depending on the backend
+
+
+def noise_rows(seed: int, ask_id: int, streams: Sequence[int], dim: int) -> np.ndarray:
+    """Standard normal rows, one independent stream per ``(seed, ask_id, stream)``.
+
+    Each row comes from its own counter-keyed generator, so any process (a Ray worker, a resumed
+    run) can regenerate any subset of a population bit for bit without drawing the others.
+    """
+    out = np.empty((len(streams), dim))
+    for row, stream in enumerate(streams):
+        out[row] = np.random.default_rng([seed, ask_id, int(stream)]).standard_normal(dim)
+    return out
+
+
+class Backend:
+    """Base class: ``xp`` is the array module; subclasses fill in what differs."""
+
+    name: str
+    xp: Any
+    dtype: Any
+    device: Any
+
+    def asarray(self, x: Any) -> Array:
+        raise NotImplementedError
+
+    def to_numpy(self, x: Array) -> np.ndarray:
+        raise NotImplementedError
+
+    def zeros(self, shape: int | tuple[int, ...]) -> Array:
+        raise NotImplementedError
+
+    def ones(self, shape: int | tuple[int, ...]) -> Array:
+        raise NotImplementedError
+
+    def eye(self, n: int) -> Array:
+        raise NotImplementedError
+
+    def copy(self, x: Array) -> Array:
+        raise NotImplementedError
+
+    def solve_triangular(self, a: Array, b: Array, *, lower: bool, left: bool = True) -> Array:
+        """Solve ``a @ x = b`` (``left=True``) or ``x @ a = b`` (``left=False``) for triangular ``a``."""
+        raise NotImplementedError
+
+    def svdvals(self, a: Array) -> Array:
+        raise NotImplementedError
+
+    def standard_normal(self, seed: int, ask_id: int, streams: Sequence[int], dim: int) -> Array:
+        """Rows of :func:`noise_rows` as arrays of this backend (same numbers on every backend)."""
+        return self.asarray(noise_rows(seed, ask_id, streams, dim))
+
+    def is_array(self, x: Any) -> bool:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return f"{self.name}({self.dtype}, {self.device})"
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+    xp = np
+    device = "cpu"
+
+    def __init__(self, dtype: Any = "float64") -> None:
+        self.dtype = np.dtype(dtype)
+        if self.dtype.kind != "f":
+            raise ValueError(f"dtype must be a floating type, got {self.dtype}")
+
+    def asarray(self, x: Any) -> np.ndarray:
+        if hasattr(x, "detach"):  # a torch tensor handed to the numpy backend
+            x = x.detach().cpu().numpy()
+        return np.asarray(x, dtype=self.dtype)
+
+    def to_numpy(self, x: Array) -> np.ndarray:
+        return np.asarray(x)
+
+    def zeros(self, shape: int | tuple[int, ...]) -> np.ndarray:
+        return np.zeros(shape, dtype=self.dtype)
+
+    def ones(self, shape: int | tuple[int, ...]) -> np.ndarray:
+        return np.ones(shape, dtype=self.dtype)
+
+    def eye(self, n: int) -> np.ndarray:
+        return np.eye(n, dtype=self.dtype)
+
+    def copy(self, x: Array) -> np.ndarray:
+        return np.array(x, copy=True)
+
+    def solve_triangular(self, a: Array, b: Array, *, lower: bool, left: bool = True) -> np.ndarray:
+        try:
+            from scipy.linalg import solve_triangular
+        except ImportError:  # numpy has no triangular solve; a general solve is exact, only slower
+            return np.linalg.solve(a, b) if left else np.linalg.solve(a.T, b.T).T
+        if left:
+            return solve_triangular(a, b, lower=lower, check_finite=False)
+        return solve_triangular(a, b.T, trans="T", lower=lower, check_finite=False).T
+
+    def svdvals(self, a: Array) -> np.ndarray:
+        return np.linalg.svd(a, compute_uv=False)
+
+    def is_array(self, x: Any) -> bool:
+        return isinstance(x, np.ndarray)
+
+
+class TorchBackend(Backend):
+    """torch tensors on an explicit device and dtype (float64 by default, for exactness checks).
+
+    Random normals are drawn on the host by :func:`noise_rows` and moved to the device in one
+    explicit copy, so a seed gives the same candidates on numpy, torch-CPU and CUDA, and Ray workers
+    can regenerate them. On CPU the copy is free (``torch.from_numpy`` shares memory).
+    """
+
+    name = "torch"
+
+    def __init__(self, dtype: Any = "float64", device: Any = "cpu") -> None:
+        import torch  # imported here so that `import es_ngd` works without torch
+
+        self.xp = torch
+        self.dtype = getattr(torch, str(dtype).replace("torch.", "")) if not isinstance(
+            dtype, torch.dtype) else dtype
+        if not self.dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating type, got {self.dtype}")
+        self.device = torch.device(device)
+
+    def asarray(self, x: Any) -> Any:
+        torch = self.xp
+        if isinstance(x, torch.Tensor):
+            return x.to(device=self.device, dtype=self.dtype)
+        return torch.as_tensor(np.asarray(x), dtype=self.dtype, device=self.device)
+
+    def to_numpy(self, x: Array) -> np.ndarray:
+        return x.detach().cpu().numpy()
+
+    def zeros(self, shape: int | tuple[int, ...]) -> Any:
+        return self.xp.zeros(shape, dtype=self.dtype, device=self.device)
+
+    def ones(self, shape: int | tuple[int, ...]) -> Any:
+        return self.xp.ones(shape, dtype=self.dtype, device=self.device)
+
+    def eye(self, n: int) -> Any:
+        return self.xp.eye(n, dtype=self.dtype, device=self.device)
+
+    def copy(self, x: Array) -> Any:
+        return x.clone()
+
+    def solve_triangular(self, a: Array, b: Array, *, lower: bool, left: bool = True) -> Any:
+        return self.xp.linalg.solve_triangular(a, b, upper=not lower, left=left)
+
+    def svdvals(self, a: Array) -> Any:
+        return self.xp.linalg.svdvals(a)
+
+    def is_array(self, x: Any) -> bool:
+        return isinstance(x, self.xp.Tensor)
+
+
+def get_backend(backend: str | Backend = "numpy", *, dtype: Any = "float64", device: Any = None) -> Backend:
+    """A backend by name (``"numpy"`` or ``"torch"``), or the one passed in."""
+    if isinstance(backend, Backend):
+        return backend
+    if backend == "numpy":
+        if device not in (None, "cpu"):
+            raise ValueError(f"the numpy backend runs on the CPU only, got device={device!r}")
+        return NumpyBackend(dtype)
+    if backend == "torch":
+        try:
+            return TorchBackend(dtype, "cpu" if device is None else device)
+        except ImportError as err:
+            raise ImportError("backend='torch' needs PyTorch: pip install 'es-ngd[torch]'") from err
+    raise ValueError(f"unknown backend {backend!r}; valid: 'numpy', 'torch' or a Backend instance")
+
+
+
+__all__ = ["Backend", "NumpyBackend", "TorchBackend", "get_backend", "noise_rows"]

@@ -1,0 +1,63 @@
+"""Block upper-triangular group ``up:K`` (MATH.md §4): the covariance is low-rank plus diagonal,
+the structure of VkD-CMA, at O(nKp + K²p) per iteration.
+
+``B = [[B_A, B_B], [0, B_D]]`` with ``B_A ∈ GL(K)`` dense and ``B_D`` diagonal; the tangent is
+``[[M_A sym, M_B], [0, M_D diag]]`` with ``C = [[½, 1], [0, ½]]``. In the factor dict ``C`` holds the
+coupling block ``B_B`` (``K × (p−K)``). ``up:0`` is the diagonal group, ``up:p`` the dense one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from es_ngd.backend import Array
+from es_ngd.groups._block import BlockTriangular, assemble
+from es_ngd.groups.base import Factor, Tangent
+
+
+class BlockUpper(BlockTriangular):
+    prefix = "up"
+
+    def _coupling_zeros(self) -> Array:
+        return self.backend.zeros((self.k, self.dim - self.k))
+
+    def sample(self, factor: Factor, z: Array) -> Array:
+        # x_A = B_A⁻ᵀ z_A ;  x_D = B_D⁻¹ (z_D − B_Bᵀ x_A)   (row form)
+        k = self.k
+        xa = z[:, :k] @ factor["Ainv"]
+        xd = (z[:, k:] - xa @ factor["C"]) / factor["D"]
+        return self.backend.xp.concatenate([xa, xd], 1)
+
+    def whiten(self, factor: Factor, x: Array) -> Array:
+        k = self.k
+        xa = x[:, :k]
+        za = xa @ factor["A"]
+        zd = xa @ factor["C"] + x[:, k:] * factor["D"]
+        return self.backend.xp.concatenate([za, zd], 1)
+
+    def natural_direction(self, z: Array, u: Array, shift: Any = 0.0) -> Tangent:
+        m_a, m_d, uza, zd = self._diagonal_parts(z, u, shift)
+        return {"A": m_a, "C": uza.T @ zd, "D": m_d}  # Σ u z_A z_Dᵀ, C = 1
+
+    def retract(self, factor: Factor, tangent: Tangent, step: float) -> Factor:
+        # h(M) = [[h(M_A), M_B + ½(M_A M_B + M_B M_D)], [0, h(M_D)]]
+        m_a, m_b, m_d, h_a, h_d = self._h_blocks(tangent, step)
+        h_b = m_b + 0.5 * (m_a @ m_b + m_b * m_d[None, :])
+        a = factor["A"]
+        return self._new_factor(a @ h_a, a @ h_b + factor["C"] * h_d[None, :], factor["D"] * h_d)
+
+    def variances(self, factor: Factor) -> Array:
+        # rows of B⁻ᵀ = [[B_A⁻ᵀ, 0], [−B_D⁻¹ B_Bᵀ B_A⁻ᵀ, B_D⁻¹]]
+        ainv = factor["Ainv"]
+        w = ainv @ factor["C"]
+        var_a = (ainv * ainv).sum(0)
+        var_d = ((w * w).sum(0) + 1.0) / (factor["D"] * factor["D"])
+        return self.backend.xp.concatenate([var_a, var_d])
+
+    def dense(self, factor: Factor) -> Array:
+        bk = self.backend
+        return assemble(bk, [[factor["A"], factor["C"]],
+                             [bk.zeros((self.dim - self.k, self.k)), bk.xp.diag(factor["D"])]])
+
+    def tangent_dense(self, tangent: Tangent) -> Array:
+        return self.dense(tangent)

@@ -1,0 +1,75 @@
+"""One generation's candidates, described rather than listed.
+
+A :class:`Population` carries the search distribution ``(μ, σ, B)`` and the noise key of one
+``ask``. Any process holding it (a Ray worker, a resumed run) regenerates any subset of rows
+bit for bit with :meth:`Population.candidates`, so evaluators need only indices, never arrays of
+candidates, and know nothing of the strategy that made it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from es_ngd.backend import Array
+from es_ngd.groups.base import Factor, MatrixGroup
+
+
+@dataclass(frozen=True, eq=False)
+class Population:
+    mean: Array
+    sigma: float
+    factor: Factor
+    group: MatrixGroup
+    seed: int
+    ask_id: int
+    size: int
+    mirrored: bool = False
+    #: rows computed by the process that asked (not pickled: a worker regenerates its own)
+    cache: Array | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["cache"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+
+    def _indices(self, indices: Sequence[int] | None) -> np.ndarray:
+        if indices is None:
+            return np.arange(self.size)
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.size):
+            raise IndexError(f"candidate indices must lie in [0, {self.size}), got {indices!r}")
+        return idx
+
+    def noise(self, indices: Sequence[int] | None = None) -> Array:
+        """Standard normal rows ``z`` of the given candidates.
+
+        With mirrored sampling, candidates ``2j`` and ``2j+1`` share stream ``j`` with opposite signs.
+        """
+        idx = self._indices(indices)
+        backend = self.group.backend
+        if not self.mirrored:
+            return backend.standard_normal(self.seed, self.ask_id, idx, self.group.dim)
+        z = backend.standard_normal(self.seed, self.ask_id, idx // 2, self.group.dim)
+        signs = backend.asarray(np.where(idx % 2 == 0, 1.0, -1.0))
+        return z * signs[:, None]
+
+    def candidates(self, indices: Sequence[int] | None = None) -> Array:
+        """Rows ``x = μ + σ B⁻ᵀ z`` of the given candidates (all when ``indices`` is None)."""
+        if indices is None and self.cache is not None:
+            return self.cache
+        return self.transform(self.noise(indices))
+
+    def transform(self, z: Array) -> Array:
+        """``μ + σ B⁻ᵀ z`` for rows of standard normal noise."""
+        return self.mean + self.sigma * self.group.sample(self.factor, z)

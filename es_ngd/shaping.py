@@ -1,0 +1,71 @@
+"""Fitness shaping: fitness values (lower is better) → utilities ``u`` with ``Σ u = 0``, best largest.
+
+Every shaper ranks with ties sharing the average utility of their ranks, so a population of equal
+fitness values gives ``u = 0`` (no step) instead of a step driven by an arbitrary tie order.
+Non-finite values must be replaced by ``+inf`` before shaping (the strategy does that): they then
+rank last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+Shaper = Callable[[np.ndarray], np.ndarray]
+
+
+def _tie_averaged(f: np.ndarray, by_rank: np.ndarray) -> np.ndarray:
+    """Give sample i the utility ``by_rank[rank(i)]``, averaged over tied fitness values."""
+    order = np.argsort(f, kind="stable")
+    sorted_f = f[order]
+    starts = np.flatnonzero(np.r_[True, sorted_f[1:] != sorted_f[:-1]])  # runs of equal values
+    counts = np.diff(np.r_[starts, len(f)])
+    if len(starts) == 1:  # all equal: exactly no step, not round-off of the mean utility
+        return np.zeros_like(by_rank)
+    utilities = np.empty_like(by_rank)
+    utilities[order] = np.repeat(np.add.reduceat(by_rank, starts) / counts, counts)
+    return utilities
+
+
+def xnes_utilities(f: np.ndarray) -> np.ndarray:
+    """xNES utilities: ``max(0, ln(n/2 + 1) − ln i) / Σⱼ max(0, ln(n/2 + 1) − ln j) − 1/n`` for rank i."""
+    n = len(f)
+    weights = np.maximum(0.0, np.log(n / 2 + 1) - np.log(np.arange(1, n + 1)))
+    return _tie_averaged(f, weights / weights.sum() - 1.0 / n)
+
+
+def centered_ranks(f: np.ndarray) -> np.ndarray:
+    """Centred ranks (OpenAI-ES): linear in the rank, best largest, scaled so that ``Σ|u| = 1``
+    like the xNES utilities (so the same learning rates apply)."""
+    n = len(f)
+    by_rank = 0.5 - np.arange(n) / max(n - 1, 1)
+    return _tie_averaged(f, by_rank / np.abs(by_rank).sum())
+
+
+def raw_baseline(f: np.ndarray) -> np.ndarray:
+    """Raw fitness with the mean as baseline, standardised: ``−(f − mean f) / (n · std f)``.
+
+    Infinite values (ranked last by the others) are clipped to the worst finite value here.
+    """
+    f = np.asarray(f, dtype=float)
+    finite = np.isfinite(f)
+    if not finite.any():
+        return np.zeros_like(f)
+    f = np.where(finite, f, f[finite].max())
+    std = f.std()
+    if std == 0.0:
+        return np.zeros_like(f)
+    return -(f - f.mean()) / (len(f) * std)
+
+
+SHAPERS: dict[str, Shaper] = {"xnes": xnes_utilities, "centered_ranks": centered_ranks, "raw": raw_baseline}
+
+
+def get_shaper(shaping: str | Shaper) -> Shaper:
+    if callable(shaping):
+        return shaping
+    try:
+        return SHAPERS[shaping]
+    except KeyError:
+        raise ValueError(f"unknown fitness shaping {shaping!r}; valid: {sorted(SHAPERS)} or a callable") from None

@@ -1,0 +1,105 @@
+"""Termination criteria, pycma's shape: :meth:`Termination.check` returns the reasons that hold.
+
+The criteria keep a short history of per-generation fitness statistics; everything else they need
+(σ, the factor's variances and condition number) is read from the strategy's state when checked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TerminationOptions:
+    ftarget: float = -math.inf  #: stop when the best f is at or below this
+    maxfevals: float = math.inf  #: stop after this many evaluations
+    maxiter: float = math.inf  #: stop after this many generations
+    tolfun: float = 1e-11  #: stop when recent best values and the current f span less than this
+    tolx: float = 1e-11  #: stop when σ · (largest standard deviation) is below this
+    max_condition: float = 1e14  #: stop when the condition number of S exceeds this
+    tolstagnation: int | None = None  #: window (generations); default ``100 + 100 p^{3/2} / n``
+    tolflatfitness: int = 1  #: generations of all-equal fitness tolerated before stopping
+
+
+class Termination:
+    """Tracks the fitness history and evaluates the criteria of :class:`TerminationOptions`."""
+
+    def __init__(self, options: TerminationOptions, dim: int, popsize: int) -> None:
+        self.options = options
+        self.tolfun_window = 10 + math.ceil(30 * dim / popsize)
+        self.stagnation_window = (options.tolstagnation if options.tolstagnation is not None
+                                  else int(100 + 100 * dim**1.5 / popsize))
+        self.recent_best: deque[float] = deque(maxlen=self.tolfun_window)
+        self.best_history: deque[float] = deque(maxlen=self.stagnation_window)
+        self.median_history: deque[float] = deque(maxlen=self.stagnation_window)
+        self.flat_generations = 0
+        self.last_range = math.inf
+
+    def record(self, f: np.ndarray) -> None:
+        """Record one generation's fitness values (non-finite ones already ranked last)."""
+        finite = f[np.isfinite(f)]
+        if finite.size == 0:
+            return
+        best, worst = float(finite.min()), float(finite.max())
+        self.recent_best.append(best)
+        self.best_history.append(best)
+        self.median_history.append(float(np.median(finite)))
+        self.flat_generations = self.flat_generations + 1 if (worst == best and finite.size == f.size) else 0
+        self.last_range = max(worst, max(self.recent_best)) - min(self.recent_best)
+
+    def check(self, *, fbest: float, evaluations: int, iterations: int, sigma: float,
+              max_std: float, condition: float, numerical_error: str | None) -> dict[str, Any]:
+        opts, stop = self.options, {}
+        if fbest <= opts.ftarget:
+            stop["ftarget"] = opts.ftarget
+        if evaluations >= opts.maxfevals:
+            stop["maxfevals"] = opts.maxfevals
+        if iterations >= opts.maxiter:
+            stop["maxiter"] = opts.maxiter
+        if len(self.recent_best) == self.tolfun_window and self.last_range < opts.tolfun:
+            stop["tolfun"] = opts.tolfun
+        if self.flat_generations > opts.tolflatfitness:
+            stop["tolflatfitness"] = opts.tolflatfitness
+        if sigma * max_std < opts.tolx:
+            stop["tolx"] = opts.tolx
+        if condition > opts.max_condition:
+            stop["condition"] = opts.max_condition
+        if self._stagnated():
+            stop["tolstagnation"] = self.stagnation_window
+        if numerical_error:
+            stop["numerical"] = numerical_error
+        return stop
+
+    def _stagnated(self) -> bool:
+        """The median of the newest fifth of the window is no better than that of the oldest fifth,
+        for both the best and the median fitness (pycma's criterion)."""
+        n = len(self.best_history)
+        if n < self.stagnation_window or n < 10:
+            return False
+        fifth = max(1, n // 5)
+
+        def old_new(history: deque[float]) -> tuple[float, float]:
+            return (float(np.median(list(islice(history, 0, fifth)))),
+                    float(np.median(list(islice(history, n - fifth, n)))))
+
+        best_old, best_new = old_new(self.best_history)
+        med_old, med_new = old_new(self.median_history)
+        return best_new >= best_old and med_new >= med_old
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"recent_best": list(self.recent_best), "best_history": list(self.best_history),
+                "median_history": list(self.median_history), "flat_generations": self.flat_generations,
+                "last_range": self.last_range}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.recent_best = deque(state["recent_best"], maxlen=self.tolfun_window)
+        self.best_history = deque(state["best_history"], maxlen=self.stagnation_window)
+        self.median_history = deque(state["median_history"], maxlen=self.stagnation_window)
+        self.flat_generations = int(state["flat_generations"])
+        self.last_range = float(state["last_range"])
