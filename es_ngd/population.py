@@ -17,6 +17,12 @@ import numpy as np
 from es_ngd.backend import Array
 from es_ngd.groups.base import Factor, MatrixGroup
 
+#: Rows are computed in aligned blocks of this many candidates (rows 0–15, 16–31, …); a subset fills
+#: the rest of its blocks with zeros. BLAS rounds differently for different numbers of rows (gemv for
+#: one row, gemm kernels chosen by size), so this is what makes a worker's rows bit-identical to
+#: the same rows computed by the process that asked.
+ROW_BLOCK = 16
+
 
 @dataclass(frozen=True, eq=False)
 class Population:
@@ -68,8 +74,31 @@ class Population:
         """Rows ``x = μ + σ B⁻ᵀ z`` of the given candidates (all when ``indices`` is None)."""
         if indices is None and self.cache is not None:
             return self.cache
-        return self.transform(self.noise(indices))
+        idx = self._indices(indices)
+        return self.transform(self.noise(idx), idx)
 
-    def transform(self, z: Array) -> Array:
-        """``μ + σ B⁻ᵀ z`` for rows of standard normal noise."""
+    def transform(self, z: Array, indices: Sequence[int] | None = None) -> Array:
+        """``μ + σ B⁻ᵀ z`` for rows of standard normal noise (of candidates ``indices``; default: all).
+
+        Computed block by block (:data:`ROW_BLOCK`), so any subset of rows is bit-identical to the
+        same rows of the whole population.
+        """
+        idx = self._indices(indices)
+        if len(idx) != len(z):
+            raise ValueError(f"{len(z)} noise rows for {len(idx)} candidate indices")
+        if np.array_equal(idx, np.arange(self.size)):  # the whole population, in order
+            return self.group.backend.xp.concatenate(
+                [self._transform_block(z[start:start + ROW_BLOCK]) for start in range(0, self.size, ROW_BLOCK)])
+        backend, dim = self.group.backend, self.group.dim
+        out = backend.zeros((len(idx), dim))
+        blocks = idx // ROW_BLOCK
+        for block in np.unique(blocks):
+            start = int(block) * ROW_BLOCK
+            rows = np.flatnonzero(blocks == block)  # positions in idx and z
+            padded = backend.zeros((min(ROW_BLOCK, self.size - start), dim))
+            padded[idx[rows] - start] = z[rows]
+            out[rows] = self._transform_block(padded)[idx[rows] - start]
+        return out
+
+    def _transform_block(self, z: Array) -> Array:
         return self.mean + self.sigma * self.group.sample(self.factor, z)

@@ -19,8 +19,10 @@ def _tie_averaged(f: np.ndarray, by_rank: np.ndarray) -> np.ndarray:
     """Give sample i the utility ``by_rank[rank(i)]``, averaged over tied fitness values."""
     order = np.argsort(f, kind="stable")
     sorted_f = f[order]
-    starts = np.flatnonzero(np.r_[True, sorted_f[1:] != sorted_f[:-1]])  # runs of equal values
-    counts = np.diff(np.r_[starts, len(f)])
+    new_run = np.empty(len(f), dtype=bool)  # runs of equal values in the sorted fitness
+    new_run[0], new_run[1:] = True, sorted_f[1:] != sorted_f[:-1]
+    starts = np.flatnonzero(new_run)
+    counts = np.diff(starts, append=len(f))
     if len(starts) == 1:  # all equal: exactly no step, not round-off of the mean utility
         return np.zeros_like(by_rank)
     utilities = np.empty_like(by_rank)

@@ -316,6 +316,32 @@ class NGDES:
                       mean=self.backend.to_numpy(s.mean).copy(), sigma=s.sigma, stop=self.stop(),
                       step_bound_hits=s.step_bound_hits)
 
+    # -- checkpoints (es_ngd/checkpoint.py has the format and the decisions) ----------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly: JSON values and numpy arrays (a pending ask is dropped)."""
+        from es_ngd import checkpoint
+
+        return checkpoint.state_dict(self)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resume from :meth:`state_dict` output (same structure and dimension; keeps these options)."""
+        from es_ngd import checkpoint
+
+        checkpoint.load_state_dict(self, state_dict)
+
+    def save(self, path: Any) -> None:
+        """Write a checkpoint to ``path`` atomically (see :mod:`es_ngd.checkpoint`)."""
+        from es_ngd import checkpoint
+
+        checkpoint.save(self, path)
+
+    @classmethod
+    def load(cls, path: Any, *, shaping: Shaper | None = None, device: str | None = None) -> NGDES:
+        """The strategy saved at ``path``; pass ``shaping=`` again if it was a custom function."""
+        from es_ngd import checkpoint
+
+        return checkpoint.load(path, shaping=shaping, device=device)
+
     # -- views -----------------------------------------------------------------------------------
     @property
     def mean(self) -> Array:
