@@ -17,7 +17,7 @@ import es_ngd
 
 # (structure, problem, p, budget in evaluations): each must reach f < 1e-8 within its budget.
 CONVERGENCE = [
-    ("dense", "sphere", 10, 6_000),
+    ("dense", "sphere", 10, 7_000),
     ("dense", "ellipsoid", 10, 10_000),
     ("dense", "rosenbrock", 10, 16_000),
     ("diag", "sphere", 10, 2_500),
@@ -38,10 +38,14 @@ def test_converges_within_budget(structure: str, problem: str, p: int, budget: i
 
 def test_up2_learns_a_diagonal_plus_rank_two_hessian_at_p50() -> None:
     hessian = diagonal_minus_low_rank_hessian(50, 2, seed=0)
-    budget = 80_000  # measured: 59 235 evaluations with this seed
+    budget = 80_000  # measured: 50 820 evaluations with this seed
     result = es_ngd.optimize(quadratic(hessian), np.ones(50), 0.5, structure="up:2", seed=1, ftarget=1e-8,
                              maxfevals=budget)
     assert result.fbest < 1e-8, (result.fbest, result.stop)
+    # the diagonal group, blind to the rank-2 term, does not get there in the same budget
+    blind = es_ngd.optimize(quadratic(hessian), np.ones(50), 0.5, structure="diag", seed=1, ftarget=1e-8,
+                            maxfevals=budget)
+    assert blind.fbest > 1e-8
 
 
 def _alignment(cov: np.ndarray, hessian: np.ndarray) -> float:

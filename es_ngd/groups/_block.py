@@ -46,7 +46,7 @@ class BlockTriangular(MatrixGroup):
         za, zd = z[:, :k], z[:, k:]
         uza = za * u[:, None]
         m_a = 0.5 * sym(uza.T @ za - shift * bk.eye(k))
-        m_d = 0.5 * ((zd * zd * u[:, None]).sum(0) - shift)
+        m_d = 0.5 * (u @ (zd * zd) - shift)
         return m_a, m_d, uza, zd
 
     def magnitude(self, tangent: Tangent) -> float:

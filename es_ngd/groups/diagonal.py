@@ -21,7 +21,7 @@ class Diagonal(MatrixGroup):
         return x * factor["b"]
 
     def natural_direction(self, z: Array, u: Array, shift: Any = 0.0) -> Tangent:
-        return {"m": 0.5 * ((z * z * u[:, None]).sum(0) - shift)}
+        return {"m": 0.5 * (u @ (z * z) - shift)}  # a matrix-vector product, not a strided sum
 
     def magnitude(self, tangent: Tangent) -> float:
         return max_abs(tangent["m"])
