@@ -302,10 +302,15 @@ class NGDES:
         s = self.state
         if self._stop_cache is not None and self._stop_cache[0] == s.iterations:
             return dict(self._stop_cache[1])
+        # The condition number costs an SVD for dense and triangular factors (more than the step
+        # itself), so, like pycma, which reads it off its lazily updated eigendecomposition, it is
+        # checked every ⌈p/n⌉ generations; a function of the iteration count, so resumed runs agree.
+        check_condition = s.iterations % math.ceil(self.dim / self.popsize) == 0
         reasons = self.termination.check(
             fbest=s.fbest, evaluations=s.evaluations, iterations=s.iterations, sigma=s.sigma,
             max_std=float(self.group.variances(s.factor).max()) ** 0.5,
-            condition=self.group.condition_number(s.factor), numerical_error=self._numerical_error)
+            condition=self.group.condition_number(s.factor) if check_condition else 0.0,
+            numerical_error=self._numerical_error)
         self._stop_cache = (s.iterations, reasons)
         return dict(reasons)
 

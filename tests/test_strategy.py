@@ -167,3 +167,13 @@ def test_result_fields() -> None:
     assert r.iterations == 30 and r.evaluations == 30 * 7
     assert r.xbest.shape == (3,) and sphere(r.xbest) == r.fbest
     assert r.mean.shape == (3,) and r.sigma > 0
+
+
+def test_condition_bound_stops_an_ill_conditioned_search() -> None:
+    es = es_ngd.NGDES(np.ones(6), 1.0, structure="dense", seed=0, max_condition=1e3)
+    while not es.stop():
+        x = es.ask()
+        es.tell(x, [ellipsoid(v) for v in x])
+    assert "condition" in es.stop()
+    b = es.group.dense(es.state.factor)
+    assert np.linalg.cond(b) ** 2 > 1e3
