@@ -1,7 +1,10 @@
 """Matrix groups for the precision factor B, chosen by a structure string (see README, "Structures").
 
 Grammar: ``NAME`` or ``NAME:N[,N…]`` with integer arguments, e.g. ``"diag"``, ``"up:2"``.
-Each entry of :data:`STRUCTURES` says how many integer arguments its name takes.
+Each entry of :data:`STRUCTURES` says how many integer arguments its name takes. The Kronecker
+product is written ``kron(F1,F2)`` with two other structures as factors, e.g. ``"kron(tril,low:1)"``;
+it needs the matrix shape of x (``shape=(rows, cols)``, from a matrix-shaped x0 or the ``shape``
+option): ``F1`` acts on the columns' index (``cols×cols``), ``F2`` on the rows' (``rows×rows``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from es_ngd.groups.block_lower import BlockLower
 from es_ngd.groups.block_upper import BlockUpper
 from es_ngd.groups.dense import Dense
 from es_ngd.groups.diagonal import Diagonal
+from es_ngd.groups.hierarchical import HierarchicalLower, HierarchicalUpper
+from es_ngd.groups.kronecker import Kronecker
+from es_ngd.groups.sparse_cholesky import SparseCholesky
+from es_ngd.groups.toeplitz import Toeplitz
 from es_ngd.groups.triangular import LowerTriangular, UpperTriangular
 
 
@@ -24,9 +31,32 @@ class StructureSpec:
     """One row of the structure grammar."""
 
     usage: str  # how it is written, e.g. "up:K"
-    arity: int  # number of integer arguments after the colon
+    arity: int  # number of integer arguments after the colon (for kron: of factor structures)
     build: Callable[..., MatrixGroup]  # build(dim, backend, *int_args)
     summary: str
+
+
+def _check_shape(shape: Any, dim: int) -> tuple[int, int]:
+    try:
+        rows, cols = (int(n) for n in shape)
+        valid = (rows, cols) == tuple(shape) and rows >= 1 and cols >= 1
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(f"shape must be two positive integers (rows, cols), got {shape!r}")
+    if rows * cols != dim:
+        raise ValueError(f"shape {(rows, cols)} has rows·cols = {rows * cols}, but x has p = {dim} entries")
+    return rows, cols
+
+
+def _build_kronecker(dim: int, backend: Backend, first: str, second: str, *,
+                     shape: tuple[int, int] | None = None) -> Kronecker:
+    """``kron(F1,F2)`` for x of matrix shape ``(rows, cols)``: ``F1`` is ``cols×cols``, ``F2`` ``rows×rows``."""
+    if shape is None:
+        raise ValueError(f"structure 'kron({first},{second})' needs the matrix shape of x: pass a "
+                         "matrix-shaped x0 (rows × cols) or the option shape=(rows, cols)")
+    rows, cols = _check_shape(shape, dim)
+    return Kronecker(make_group(first, cols, backend), make_group(second, rows, backend))
 
 
 STRUCTURES: dict[str, StructureSpec] = {
@@ -38,6 +68,19 @@ STRUCTURES: dict[str, StructureSpec] = {
                         "block upper-triangular: covariance low-rank (K) + diagonal; O(nKp + K²p)"),
     "low": StructureSpec("low:K", 1, BlockLower,
                          "block lower-triangular: precision low-rank (K) + diagonal; O(nKp + K²p)"),
+    "hier": StructureSpec("hier:K1,K2", 2, HierarchicalLower,
+                          "hierarchical lower: dense K1 and K2 blocks around a diagonal one, lower couplings; "
+                          "O((K1+K2)np)"),
+    "hier-up": StructureSpec("hier-up:K1,K2", 2, HierarchicalUpper,
+                             "hierarchical upper: the transpose pattern of hier:K1,K2; O((K1+K2)np)"),
+    "kron": StructureSpec("kron(F1,F2)", 2, _build_kronecker,
+                          "Kronecker product B₁ ⊗ B₂ of two structures, for matrix-shaped x (needs shape); "
+                          "O(np^{3/2}) with dense factors"),
+    "toeplitz": StructureSpec("toeplitz", 0, Toeplitz,
+                              "lower-triangular Toeplitz B (stationary correlations); O(np log p) by FFT"),
+    "sparse": StructureSpec("sparse:N1,N2", 2, SparseCholesky,
+                            "sparse Cholesky: diagonal N1 blocks, dense N2×N1 and triangular N2 blocks, "
+                            "p = 2·N1 + N2; O(n(N1·N2 + N2²) + N2³)"),
 }
 
 
@@ -45,14 +88,56 @@ def _valid() -> str:
     return ", ".join(repr(spec.usage) for spec in STRUCTURES.values())
 
 
-def parse_structure(structure: str) -> tuple[str, tuple[int, ...]]:
-    """Split ``"NAME:N,N"`` into its name and integer arguments, with a clear error if malformed."""
+def _parse_kronecker(structure: str) -> tuple[str, tuple[str, str]]:
+    """Split ``"kron(F1,F2)"`` into its two factor structures, each checked by :func:`parse_structure`.
+
+    A factor's integer arguments contain commas too (``"kron(hier:1,2,diag)"``), so a comma-separated
+    piece that is an integer belongs to the factor before it; names never are integers.
+    """
+    depth = 0
+    for char in structure:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            break
+    if depth != 0:
+        raise ValueError(f"structure {structure!r}: unbalanced parentheses")
+    head, _, rest = structure.partition("(")
+    if head.strip() != "kron" or not rest.endswith(")"):
+        raise ValueError(f"structure {structure!r}: only kron takes parenthesised factors, written 'kron(F1,F2)'")
+    inner = rest[:-1]
+    if "(" in inner:
+        raise ValueError(f"structure {structure!r}: a kron factor cannot itself be a kron(...) structure")
+    factors: list[str] = []
+    for piece in (piece.strip() for piece in inner.split(",")):
+        if piece.lstrip("+-").isdigit() and factors:
+            factors[-1] += f",{piece}"
+        else:
+            factors.append(piece)
+    if len(factors) != 2 or not all(factors):
+        raise ValueError(f"structure {structure!r}: kron takes 2 factor structures, written 'kron(F1,F2)'")
+    for factor in factors:
+        try:
+            parse_structure(factor)
+        except ValueError as err:
+            raise ValueError(f"structure {structure!r}: factor {factor!r}: {err}") from None
+    return "kron", (factors[0], factors[1])
+
+
+def parse_structure(structure: str) -> tuple[str, tuple[int | str, ...]]:
+    """Split ``"NAME:N,N"`` into its name and integer arguments, with a clear error if malformed.
+
+    ``"kron(F1,F2)"`` gives ``("kron", (F1, F2))`` with the two factor structures as strings.
+    """
     if not isinstance(structure, str):
         raise TypeError(f"structure must be a string or a MatrixGroup, got {type(structure).__name__}")
+    if "(" in structure or ")" in structure:
+        return _parse_kronecker(structure.strip())
     name, _, args = structure.strip().partition(":")
     spec = STRUCTURES.get(name)
     if spec is None:
         raise ValueError(f"unknown structure {structure!r}; valid structures: {_valid()}")
+    if name == "kron":
+        raise ValueError(f"structure {structure!r}: kron takes its factors in parentheses, written 'kron(F1,F2)'")
     parts = [a.strip() for a in args.split(",")] if args else []
     if len(parts) != spec.arity:
         raise ValueError(f"structure {structure!r}: {name!r} takes {spec.arity} integer argument(s), "
@@ -64,16 +149,29 @@ def parse_structure(structure: str) -> tuple[str, tuple[int, ...]]:
     return name, values
 
 
-def make_group(structure: str | MatrixGroup, dim: int, backend: str | Backend = "numpy", **kwargs: Any) -> MatrixGroup:
-    """The group named by ``structure`` for dimension ``dim`` (or ``structure`` itself, checked)."""
+def make_group(structure: str | MatrixGroup, dim: int, backend: str | Backend = "numpy", *,
+               shape: tuple[int, int] | None = None, **kwargs: Any) -> MatrixGroup:
+    """The group named by ``structure`` for dimension ``dim`` (or ``structure`` itself, checked).
+
+    ``shape=(rows, cols)`` is the matrix shape of x; only ``kron(F1,F2)`` structures take it.
+    """
     backend = get_backend(backend)
+    if kwargs:
+        raise TypeError(f"unexpected structure options {sorted(kwargs)} for {structure!r}")
+    is_kronecker = isinstance(structure, Kronecker) or (
+        isinstance(structure, str) and structure.strip().startswith("kron"))
+    if shape is not None and not is_kronecker:
+        raise ValueError(f"a matrix shape {shape!r} (from a matrix-shaped x0 or the shape option) applies "
+                         f"only to kron(F1,F2) structures, not to {structure!r}: pass x0 as a 1-D vector")
     if isinstance(structure, MatrixGroup):
         if structure.dim != dim:
             raise ValueError(f"group {structure!r} has dimension {structure.dim}, but x0 has {dim}")
+        if shape is not None and _check_shape(shape, dim) != structure.shape:
+            raise ValueError(f"group {structure!r} has shape {structure.shape}, but x has shape {shape!r}")
         return structure
-    if kwargs:
-        raise TypeError(f"unexpected structure options {sorted(kwargs)} for {structure!r}")
     name, args = parse_structure(structure)
+    if name == "kron":
+        return STRUCTURES[name].build(dim, backend, *args, shape=shape)
     return STRUCTURES[name].build(dim, backend, *args)
 
 

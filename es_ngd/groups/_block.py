@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from es_ngd.backend import Array, Backend
@@ -12,6 +11,7 @@ from es_ngd.groups.base import (
     Factor,
     MatrixGroup,
     Tangent,
+    coupled_learning_rate,
     frobenius,
     h_dense,
     h_diag,
@@ -89,7 +89,7 @@ class BlockTriangular(MatrixGroup):
         diag_rate, dense_rate = snes_learning_rate(self.dim), xnes_learning_rate(self.dim)
         if self.k == 0:
             return diag_rate
-        coupled = min(diag_rate, 1.5 * diag_rate / math.sqrt(self.dim))
+        coupled = coupled_learning_rate(self.dim)
         t = self.k / self.dim
         return coupled ** (1.0 - t) * dense_rate**t
 

@@ -110,6 +110,16 @@ def snes_learning_rate(dim: int) -> float:
     return (3.0 + math.log(dim)) / (5.0 * math.sqrt(dim))
 
 
+def coupled_learning_rate(dim: int) -> float:
+    """Rate for groups with a dense coupling block next to a diagonal one: ``1.5 η_SNES / √p``.
+
+    A K×(p−K) coupling block of O(1) noise has a spectral norm that grows like √p; rates above this
+    made block searches unstable (benchmarks/results/block_learning_rates.txt, and
+    structured_learning_rates.txt for the hierarchical groups).
+    """
+    return min(snes_learning_rate(dim), 1.5 * snes_learning_rate(dim) / math.sqrt(dim))
+
+
 def sym(a: Array) -> Array:
     """Symmetric part, against round-off (MATH.md §5)."""
     return 0.5 * (a + a.T)
