@@ -86,11 +86,12 @@ class Population:
         idx = self._indices(indices)
         if len(idx) != len(z):
             raise ValueError(f"{len(z)} noise rows for {len(idx)} candidate indices")
-        if np.array_equal(idx, np.arange(self.size)):  # the whole population, in order
-            return self.group.backend.xp.concatenate(
-                [self._transform_block(z[start:start + ROW_BLOCK]) for start in range(0, self.size, ROW_BLOCK)])
         backend, dim = self.group.backend, self.group.dim
         out = backend.zeros((len(idx), dim))
+        if np.array_equal(idx, np.arange(self.size)):  # the whole population, in order
+            for start in range(0, self.size, ROW_BLOCK):
+                out[start:start + ROW_BLOCK] = self._transform_block(z[start:start + ROW_BLOCK])
+            return out
         blocks = idx // ROW_BLOCK
         for block in np.unique(blocks):
             start = int(block) * ROW_BLOCK

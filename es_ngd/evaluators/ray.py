@@ -1,0 +1,631 @@
+"""Ray-parallel evaluation of populations: :class:`RayEvaluator`.
+
+Ray does the scheduling, the transport and the process management; this module only keeps a pool of
+actors busy and makes the bookkeeping exact. Three decisions shape it:
+
+* **Indices, not arrays.** Tasks carry the :class:`~es_ngd.population.Population` (mean, σ,
+  factor, noise key) and a range of candidate indices; the worker regenerates those rows bit for bit
+  with ``population.candidates(chunk)`` and sends back fitness values only (the driver already holds
+  the rows, ``population.cache``). A population with a big factor goes into the object store once
+  per generation and tasks carry a reference to it; a small one (a few KiB: diagonal, low-rank)
+  travels inside each task, which spares every task an object-store lookup.
+* **Every index is filled exactly once.** The driver tracks which task holds which indices. When an
+  actor dies, its tasks go back in the queue and a fresh actor takes its place; results of tasks
+  that were given up are never read, so no candidate is lost and none is counted twice.
+* **A bad candidate never hangs the run.** The objective's exceptions come back as values
+  (:class:`ObjectiveError` names the candidate), a per-evaluation ``timeout`` interrupts slow calls
+  inside the worker, and a driver-side deadline kills a worker that cannot be interrupted.
+
+This is the only module of es_ngd that imports ray.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+import time
+import traceback
+import warnings
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import ray
+from ray import cloudpickle
+
+from es_ngd.evaluators import _as_fitness
+from es_ngd.population import Population
+
+#: Tasks sent to one actor ahead of time, so it starts its next chunk without a round trip.
+PIPELINE_DEPTH = 2
+#: Default number of tasks per worker per generation, to balance uneven evaluation times...
+TASKS_PER_WORKER = 4
+#: ...as long as a task lasts this long. Each task costs Ray about a millisecond of CPU and a few of
+#: latency (more on a crowded machine), so fast objectives get one task per worker, the cheapest
+#: split when evaluation times are equal. The driver learns the evaluation time from the workers.
+MIN_TASK_SECONDS = 0.25
+#: Extra seconds the driver allows beyond ``timeout`` per evaluation before it kills a worker whose
+#: objective could not be interrupted (Ray's own latency, regenerating the rows, a slow start).
+DEADLINE_GRACE = 2.0
+#: A population that pickles to at most this many bytes travels inside each task; a bigger one goes
+#: to the object store once per generation (ray.put) and tasks carry a reference. Inline is faster
+#: for small ones (16 workers on 2 busy cores: 78 % efficiency instead of 73 %); Ray would itself put
+#: arguments over 100 KiB into the object store, once per task.
+INLINE_POPULATION_BYTES = 64 * 1024
+#: Seconds without any ready worker after which a warning says what the workers are waiting for.
+STARTUP_WARNING = 15.0
+
+# Ray errors that mean "the process (or node) running the task is gone", as opposed to a bug.
+_WORKER_LOST = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError,
+                ray.exceptions.ObjectLostError)
+
+
+class ObjectiveError(RuntimeError):
+    """The objective raised on a candidate; ``__cause__`` is the exception it raised.
+
+    ``index`` is the candidate's index in the population (``None`` with ``vectorized=True``, where a
+    whole chunk fails at once), ``indices`` all the indices concerned, ``x`` the candidate row (or the
+    chunk's rows) as a numpy array, and ``ask_id`` the population's noise key.
+    """
+
+    def __init__(self, message: str, indices: tuple[int, ...], x: np.ndarray, ask_id: int | None = None) -> None:
+        super().__init__(message)
+        self.indices = tuple(int(i) for i in indices)
+        self.index = self.indices[0] if len(self.indices) == 1 else None
+        self.x = x
+        self.ask_id = ask_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.args[0], self.indices, self.x, self.ask_id)
+
+
+class WorkerError(RuntimeError):
+    """Workers could not start (``init_hook`` raised, no resources) or kept dying on the same candidates."""
+
+
+class _RemoteTraceback(Exception):
+    """Carries a worker's traceback text, shown as the cause of the original exception."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class _EvaluationTimeout(BaseException):
+    """Raised inside the objective when its time is up.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``), so that an ``except Exception`` in user code
+    does not swallow it.
+    """
+
+
+def _raise_timeout(signum: int, frame: Any) -> None:
+    raise _EvaluationTimeout
+
+
+def _portable(exc: BaseException) -> tuple[BaseException, str]:
+    """The exception (or a stand-in if it cannot be pickled) and its traceback text."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        cloudpickle.dumps(exc)
+    except Exception:
+        exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc, text
+
+
+def _revive(exc: BaseException, remote_traceback: str) -> BaseException:
+    exc.__cause__ = _RemoteTraceback(f"\n\"\"\"\n{remote_traceback}\"\"\"")
+    return exc
+
+
+_NO_STATE = object()
+
+
+@dataclass
+class _ChunkResult:
+    """What a worker sends back for one chunk: values in chunk order, and what went wrong."""
+
+    values: np.ndarray  # float64; inf where timed out, NaN where the objective failed
+    timed_out: int = 0
+    failed: int = 0
+    #: with on_error="raise": (position in chunk or None for the whole chunk, exception, traceback)
+    error: tuple[int | None, BaseException, str] | None = None
+    first_failure: str | None = None  # with on_error="rank_last": "ValueError: …" of the first one
+    seconds: float = 0.0  # wall time of the whole chunk in the worker
+
+
+class _Worker:
+    """The Ray actor: holds the objective and the ``init_hook`` state; evaluates chunks of indices."""
+
+    def __init__(self, objective: Callable[..., Any], init_hook: Callable[[], Any] | None, vectorized: bool,
+                 timeout: float | None, on_error: str) -> None:
+        self.objective = objective
+        self.vectorized = vectorized
+        self.timeout = timeout
+        self.on_error = on_error
+        self.state: Any = _NO_STATE
+        self.init_error: tuple[BaseException, str] | None = None
+        if init_hook is not None:
+            try:
+                self.state = init_hook()
+            except Exception as exc:
+                self.init_error = _portable(exc)
+        # Ray runs a plain actor's methods on the process's main thread, where SIGALRM can interrupt
+        # the objective. Without it (another platform, a threaded actor) only the driver's deadline acts.
+        self.use_timer = (timeout is not None and hasattr(signal, "setitimer")
+                          and threading.current_thread() is threading.main_thread())
+        if self.use_timer:
+            signal.signal(signal.SIGALRM, _raise_timeout)
+
+    def ready(self) -> tuple[int, tuple[BaseException, str] | None]:
+        """The process id and, if ``init_hook`` raised, its exception: the driver waits for this."""
+        return os.getpid(), self.init_error
+
+    def evaluate(self, population: Population, indices: np.ndarray) -> _ChunkResult:
+        start = time.perf_counter()
+        result = self._evaluate_rows(population.candidates(indices))
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _evaluate_rows(self, rows: Any) -> _ChunkResult:
+        if self.vectorized:
+            return self._evaluate_chunk(rows)
+        result = _ChunkResult(values=np.full(len(rows), np.nan))
+        for position, x in enumerate(rows):
+            try:
+                result.values[position] = self._call(x, float)
+            except _EvaluationTimeout:
+                result.values[position] = math.inf
+                result.timed_out += 1
+            except Exception as exc:
+                if self.on_error == "raise":
+                    result.error = (position, *_portable(exc))
+                    return result  # the run stops here: no point evaluating the rest
+                result.failed += 1
+                result.first_failure = result.first_failure or f"{type(exc).__name__}: {exc}"
+        return result
+
+    def _evaluate_chunk(self, rows: Any) -> _ChunkResult:
+        m = len(rows)
+        try:
+            return _ChunkResult(values=self._call(rows, lambda values: _as_fitness(values, m)))
+        except _EvaluationTimeout:
+            return _ChunkResult(values=np.full(m, math.inf), timed_out=m)
+        except Exception as exc:
+            if self.on_error == "raise":
+                return _ChunkResult(values=np.full(m, np.nan), error=(None, *_portable(exc)))
+            return _ChunkResult(values=np.full(m, np.nan), failed=m, first_failure=f"{type(exc).__name__}: {exc}")
+
+    def _call(self, x: Any, convert: Callable[[Any], Any]) -> Any:
+        args = (x,) if self.state is _NO_STATE else (x, self.state)
+        if not self.use_timer:
+            return convert(self.objective(*args))
+        signal.setitimer(signal.ITIMER_REAL, self.timeout)
+        try:
+            return convert(self.objective(*args))
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+_RemoteWorker = ray.remote(_Worker)
+
+
+@dataclass(eq=False)
+class _Task:
+    indices: np.ndarray
+    attempts: int = 0  #: times a worker died while running this task
+    ref: Any = None  #: the ObjectRef of the running submission
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One place in the pool: an actor, starting (``ready_ref`` set) or ready, and its queued tasks."""
+
+    actor: Any
+    ready_ref: Any
+    inflight: deque[_Task] = field(default_factory=deque)
+    head_started: float = 0.0  #: when the oldest in-flight task started running (for deadlines)
+    start_failures: int = 0
+
+
+@dataclass
+class EvaluationStats:
+    """Counters over the evaluator's life (see :attr:`RayEvaluator.stats`)."""
+
+    evaluations: int = 0  #: fitness values returned (each candidate once per population)
+    timed_out: int = 0  #: candidates ranked last because they ran past ``timeout``
+    failed: int = 0  #: candidates ranked last because the objective raised (``on_error="rank_last"``)
+    workers_replaced: int = 0  #: actors that died or were killed and were started again
+    evaluation_seconds: float = 0.0  #: time workers spent in chunks they answered (objective and rows)
+    tasks_resubmitted: int = 0  #: chunks sent again because their worker died before answering
+
+
+class RayEvaluator:
+    """Evaluates populations on a pool of Ray actors (see ``cluster/README.md`` for clusters).
+
+    ``es_ngd.optimize(f, x0, sigma0, workers=8)`` builds one for you. With ask/tell, build it yourself,
+    once, and close it (or use it as a context manager)::
+
+        def make_env():                     # runs once per worker, not once per evaluation
+            return gymnasium.make("Pendulum-v1")
+
+        def episode_cost(x, env):           # with init_hook, the objective is f(x, state)
+            ...
+
+        with RayEvaluator(episode_cost, num_workers=16, num_cpus=0.5, init_hook=make_env) as evaluator:
+            es = NGDES(np.zeros(p), 0.5, seed=1)
+            while not es.stop():
+                population = es.ask_population()
+                es.tell(population.candidates(), evaluator.evaluate(population))
+
+    The objective is called as ``f(x)`` with one candidate (a row of the backend's array type), or
+    ``f(x, state)`` where ``state = init_hook()`` was built once per worker; with
+    ``vectorized=True`` it gets a chunk ``X`` of shape ``(m, p)`` (``f(X)`` or ``f(X, state)``) and
+    returns ``m`` values. Results come back in candidate order and equal a serial run's bit for bit:
+    workers regenerate the rows from the population rather than receiving them (on the same
+    machine; nodes whose BLAS rounds differently can differ in the last bits for large dense ``p``).
+
+    Args:
+        f: the objective (minimised).
+        num_workers: actors in the pool (default: the CPUs of the Ray cluster).
+        vectorized: ``f`` takes a chunk of rows and returns one value per row.
+        init_hook: builds per-worker state (an environment, a model) once in each actor; it runs
+            again in a replacement actor.
+        chunk_size: candidates per task. The default splits the population evenly into up to
+            ``TASKS_PER_WORKER`` tasks per worker, fewer when tasks would last less than
+            ``MIN_TASK_SECONDS`` (measured by the workers), one per worker for fast objectives.
+        num_cpus, num_gpus, resources: Ray resources per worker; fractions are allowed. The default
+            ``num_cpus`` is 1, or the cluster's CPUs shared out evenly when that does not fit (16
+            workers on 2 CPUs get 0.125 each); on an autoscaling cluster pass it explicitly.
+        timeout: seconds allowed per evaluation (per call with ``vectorized=True``). A candidate
+            that runs longer gets fitness ``inf``, which the strategy ranks last. The worker
+            interrupts the objective with SIGALRM; an objective stuck where signals cannot reach it
+            (inside C code) is stopped by killing its worker after ``timeout`` plus
+            ``DEADLINE_GRACE`` seconds per candidate.
+        on_error: ``"raise"`` (default): an exception in ``f`` stops the evaluation and reaches the
+            caller as :class:`ObjectiveError` naming the candidate (index and x), chained from the
+            original exception and its worker traceback. ``"rank_last"``: that candidate gets fitness
+            NaN (ranked last by the strategy) and a warning gives the count and the first error.
+        max_retries: how often a chunk is resubmitted after its worker died (after the first retry,
+            one candidate per task, to isolate a candidate that crashes its process); beyond that
+            :class:`WorkerError` (or NaN with ``on_error="rank_last"``).
+        address: ``None`` starts a local Ray on this machine's CPUs (no dashboard, no usage
+            statistics) unless one is already running; ``"auto"`` joins the cluster this machine
+            belongs to; ``"ray://host:10001"`` connects through Ray Client.
+        runtime_env: Ray runtime environment for the workers (``pip``, ``env_vars``, ``working_dir``).
+        ray_init: more keyword arguments for ``ray.init`` when this evaluator starts Ray.
+        startup_timeout: seconds to wait for the first worker to come up before giving up.
+
+    :meth:`close` kills the actors and shuts Ray down only if this evaluator started it.
+    """
+
+    def __init__(self, f: Callable[..., Any], num_workers: int | None = None, *, vectorized: bool = False,
+                 init_hook: Callable[[], Any] | None = None, chunk_size: int | None = None,
+                 num_cpus: float | None = None, num_gpus: float = 0, resources: dict[str, float] | None = None,
+                 timeout: float | None = None, on_error: str = "raise", max_retries: int = 3,
+                 address: str | None = None, runtime_env: dict[str, Any] | None = None,
+                 ray_init: dict[str, Any] | None = None, startup_timeout: float = 300.0) -> None:
+        if on_error not in ("raise", "rank_last"):
+            raise ValueError(f"on_error must be 'raise' or 'rank_last', got {on_error!r}")
+        if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
+            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        if num_workers is not None and (int(num_workers) != num_workers or num_workers < 1):
+            raise ValueError(f"num_workers must be a positive integer, got {num_workers!r}")
+        self.vectorized = vectorized
+        self.chunk_size = None if chunk_size is None else int(chunk_size)
+        self.timeout = None if timeout is None else float(timeout)
+        self.on_error = on_error
+        self.max_retries = int(max_retries)
+        self.startup_timeout = float(startup_timeout)
+        self.stats = EvaluationStats()
+        self._closed = False
+        self._warned_startup = False
+        self._seconds_per_evaluation: float | None = None  # measured by the workers, for chunking
+        self._sized_group: Any = None  # the group whose populations were last measured, and the verdict:
+        self._population_inline = True
+
+        self._owns_ray = not ray.is_initialized()
+        if self._owns_ray:
+            _start_ray(address, ray_init or {})
+        cluster_cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        self.num_workers = int(num_workers) if num_workers is not None else max(1, int(cluster_cpus))
+        if num_cpus is None:  # 1 each if that fits, else share the CPUs out (Ray's resolution: 1e-4)
+            num_cpus = min(1.0, math.floor(1e4 * cluster_cpus / self.num_workers) / 1e4)
+        self._actor_options: dict[str, Any] = {"num_cpus": num_cpus, "num_gpus": num_gpus, "max_restarts": 0}
+        if resources:
+            self._actor_options["resources"] = dict(resources)
+        if runtime_env:
+            self._actor_options["runtime_env"] = runtime_env
+        self._worker_args = (f, init_hook, vectorized, self.timeout, on_error)
+        self._slots = [self._new_slot() for _ in range(self.num_workers)]
+
+    # -- the pool --------------------------------------------------------------------------------
+    def _new_slot(self, start_failures: int = 0) -> _Slot:
+        actor = _RemoteWorker.options(**self._actor_options).remote(*self._worker_args)
+        return _Slot(actor=actor, ready_ref=actor.ready.remote(), start_failures=start_failures)
+
+    def _replace(self, slot: _Slot, start_failures: int = 0) -> None:
+        """Kill the slot's actor (if it is not dead already) and start a fresh one in its place."""
+        ray.kill(slot.actor, no_restart=True)
+        fresh = self._new_slot(start_failures)
+        slot.actor, slot.ready_ref, slot.start_failures = fresh.actor, fresh.ready_ref, fresh.start_failures
+        slot.inflight.clear()
+        self.stats.workers_replaced += 1
+
+    def wait_until_ready(self, timeout: float | None = None) -> int:
+        """Block until every worker has started (or ``timeout`` seconds passed); returns how many have.
+
+        :meth:`evaluate` does not need this (it uses workers as they come up); it surfaces an
+        ``init_hook`` error early, and lets a measurement start with the whole pool.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            starting = {slot.ready_ref: slot for slot in self._slots if slot.ready_ref is not None}
+            left = None if deadline is None else deadline - time.monotonic()
+            if not starting or (left is not None and left <= 0):
+                return len(self._slots) - len(starting)
+            done, _ = ray.wait(list(starting), num_returns=1, timeout=left)
+            for ref in done:
+                self._worker_started(starting[ref])
+
+    @property
+    def workers(self) -> list[Any]:
+        """The Ray actor handles of the pool, starting or ready (for monitoring)."""
+        return [slot.actor for slot in self._slots]
+
+    def _chunks(self, n: int) -> list[np.ndarray]:
+        """Contiguous ranges of candidate indices, one per task."""
+        if self.chunk_size is not None:
+            return [np.arange(start, min(start + self.chunk_size, n)) for start in range(0, n, self.chunk_size)]
+        # A whole number of tasks per worker, sizes differing by at most one (larger ones first, so the
+        # smaller ones fill in at the end): ragged chunks would leave some workers with an extra task.
+        tasks = min(n, self.num_workers * self._tasks_per_worker(n))
+        return np.array_split(np.arange(n), tasks)
+
+    def _tasks_per_worker(self, n: int) -> int:
+        if self._seconds_per_evaluation is None:
+            return TASKS_PER_WORKER
+        seconds_per_worker = n / self.num_workers * self._seconds_per_evaluation
+        return max(1, min(TASKS_PER_WORKER, int(seconds_per_worker / MIN_TASK_SECONDS)))
+
+    # -- evaluation ------------------------------------------------------------------------------
+    def evaluate(self, population: Population) -> np.ndarray:
+        """Fitness of every candidate of ``population`` (float64, in candidate order)."""
+        if self._closed:
+            raise RuntimeError("this RayEvaluator is closed")
+        n = len(population)
+        fitness = np.full(n, np.nan)
+        filled = np.zeros(n, dtype=bool)
+        population_arg = population if self._travels_inline(population) else ray.put(population)
+        queue = deque(_Task(indices) for indices in self._chunks(n))
+        running: dict[Any, tuple[_Slot, _Task]] = {}  # ObjectRef -> where it runs and what it holds
+        before = (self.stats.failed, self.stats.timed_out)
+        first_failure: str | None = None
+        waiting_since = time.monotonic()
+        try:
+            while not filled.all():
+                self._dispatch(queue, running, population_arg)
+                starting = {slot.ready_ref: slot for slot in self._slots if slot.ready_ref is not None}
+                if not running and not starting:  # cannot happen; never spin if it does
+                    raise RuntimeError(f"internal error: candidates {np.flatnonzero(~filled).tolist()} "
+                                       "are neither queued nor running")
+                done, _ = ray.wait([*running, *starting], num_returns=1, timeout=self._poll_interval())
+                self._enforce_deadlines(running, queue, fitness, filled)
+                if not done:
+                    if not any(slot.ready_ref is None for slot in self._slots):
+                        self._check_startup(waiting_since)
+                    continue
+                ref = done[0]
+                if ref not in running and ref not in starting:  # given up by the deadline check just now
+                    continue
+                if ref in starting:
+                    self._worker_started(starting[ref])
+                    waiting_since = time.monotonic()
+                    continue
+                slot, task = running.pop(ref)
+                try:
+                    result: _ChunkResult = ray.get(ref)
+                except _WORKER_LOST:
+                    self._worker_lost(slot, running, queue, fitness, filled)
+                    continue
+                _finish(slot, task)
+                if result.error is not None:
+                    raise self._objective_error(population, task.indices, result.error)
+                self._fill(fitness, filled, task.indices, result.values)
+                self._learn_evaluation_time(result.seconds / len(task.indices))
+                self.stats.evaluation_seconds += result.seconds
+                self.stats.timed_out += result.timed_out
+                self.stats.failed += result.failed
+                first_failure = first_failure or result.first_failure
+        except BaseException:
+            # Leave no work behind: a later evaluate must not queue behind chunks of this one.
+            for slot in {slot for slot, _ in running.values()}:
+                self._replace(slot)
+            raise
+        self.stats.evaluations += n
+        failed, timed_out = self.stats.failed - before[0], self.stats.timed_out - before[1]
+        if failed:
+            warnings.warn(f"the objective failed on {failed} candidates, ranked last (fitness NaN); first: "
+                          f"{first_failure or 'its worker kept dying'}", RuntimeWarning, stacklevel=2)
+        if timed_out:
+            warnings.warn(f"{timed_out} candidates ran past timeout={self.timeout:g} s, ranked last (fitness inf)",
+                          RuntimeWarning, stacklevel=2)
+        return fitness
+
+    def _travels_inline(self, population: Population) -> bool:
+        """Whether the population is small enough to go inside each task (measured once per group)."""
+        if population.group is not self._sized_group:  # the same strategy sends populations of one size
+            self._sized_group = population.group
+            self._population_inline = len(cloudpickle.dumps(population)) <= INLINE_POPULATION_BYTES
+        return self._population_inline
+
+    def _learn_evaluation_time(self, seconds: float) -> None:
+        previous = self._seconds_per_evaluation
+        self._seconds_per_evaluation = seconds if previous is None else 0.8 * previous + 0.2 * seconds
+
+    def _dispatch(self, queue: deque[_Task], running: dict[Any, tuple[_Slot, _Task]], population_arg: Any) -> None:
+        """Hand queued tasks to ready actors: one each first, then up to ``PIPELINE_DEPTH`` each."""
+        ready = [slot for slot in self._slots if slot.ready_ref is None]
+        for depth in range(1, PIPELINE_DEPTH + 1):
+            for slot in ready:
+                while queue and len(slot.inflight) < depth:
+                    task = queue.popleft()
+                    task.ref = slot.actor.evaluate.remote(population_arg, task.indices)
+                    if not slot.inflight:
+                        slot.head_started = time.monotonic()
+                    slot.inflight.append(task)
+                    running[task.ref] = (slot, task)
+
+    def _fill(self, fitness: np.ndarray, filled: np.ndarray, indices: np.ndarray, values: np.ndarray) -> None:
+        if filled[indices].any():  # the invariant the whole bookkeeping exists for
+            raise RuntimeError(f"internal error: candidates {indices[filled[indices]].tolist()} answered twice")
+        fitness[indices] = values
+        filled[indices] = True
+
+    def _worker_started(self, slot: _Slot) -> None:
+        try:
+            _, init_error = ray.get(slot.ready_ref)
+        except _WORKER_LOST as err:
+            if getattr(err, "actor_init_failed", False):  # deterministic: would fail again
+                raise WorkerError("a Ray worker could not start (can it import es_ngd and unpickle the "
+                                  "objective and init_hook?)") from err
+            if slot.start_failures >= self.max_retries:
+                raise WorkerError(f"a Ray worker died while starting, {slot.start_failures + 1} times") from err
+            self._replace(slot, slot.start_failures + 1)
+            return
+        if init_error is not None:
+            raise WorkerError("init_hook raised in a Ray worker") from _revive(*init_error)
+        slot.ready_ref = None
+
+    def _worker_lost(self, slot: _Slot, running: dict[Any, tuple[_Slot, _Task]], queue: deque[_Task],
+                     fitness: np.ndarray, filled: np.ndarray) -> None:
+        """A task's actor died: requeue everything it held (the oldest task was the one running)."""
+        tasks = list(slot.inflight)
+        for task in tasks:
+            running.pop(task.ref, None)
+        self._replace(slot)
+        if tasks:
+            tasks[0].attempts += 1
+        for task in reversed(tasks):  # requeued at the front, in their original order
+            if task.attempts > self.max_retries:
+                if self.on_error == "raise":
+                    raise WorkerError(f"the worker evaluating candidates {task.indices.tolist()} died "
+                                      f"{task.attempts} times (does the objective crash its process?)")
+                self._fill(fitness, filled, task.indices, np.full(len(task.indices), np.nan))
+                self.stats.failed += len(task.indices)
+                continue
+            self.stats.tasks_resubmitted += 1
+            if task.attempts >= 2 and len(task.indices) > 1:  # isolate the candidate that kills workers
+                queue.extendleft(_Task(np.array([i]), task.attempts) for i in task.indices[::-1])
+            else:
+                queue.appendleft(task)
+
+    def _enforce_deadlines(self, running: dict[Any, tuple[_Slot, _Task]], queue: deque[_Task],
+                           fitness: np.ndarray, filled: np.ndarray) -> None:
+        """Kill workers whose current task ran past its deadline (the objective ignored SIGALRM)."""
+        if self.timeout is None:
+            return
+        now = time.monotonic()
+        for slot in self._slots:
+            if not slot.inflight:
+                continue
+            head = slot.inflight[0]
+            calls = 1 if self.vectorized else len(head.indices)  # vectorized: one call per chunk
+            if now - slot.head_started <= calls * self.timeout + DEADLINE_GRACE:
+                continue
+            tasks = list(slot.inflight)
+            for task in tasks:
+                running.pop(task.ref, None)
+            self._replace(slot)
+            queue.extendleft(reversed(tasks[1:]))
+            if len(head.indices) > 1 and not self.vectorized:  # find out which candidate hangs
+                queue.extendleft(_Task(np.array([i]), head.attempts) for i in head.indices[::-1])
+            else:
+                self._fill(fitness, filled, head.indices, np.full(len(head.indices), math.inf))
+                self.stats.timed_out += len(head.indices)
+
+    def _poll_interval(self) -> float:
+        """How long ``ray.wait`` may block: often enough to notice a missed deadline soon."""
+        if self.timeout is None:
+            return 1.0
+        return max(0.01, min(1.0, self.timeout / 2))
+
+    def _check_startup(self, waiting_since: float) -> None:
+        """No worker is ready: say so after ``STARTUP_WARNING`` seconds, give up after ``startup_timeout``."""
+        waited = time.monotonic() - waiting_since
+        if waited < min(STARTUP_WARNING, self.startup_timeout) or (
+                self._warned_startup and waited < self.startup_timeout):
+            return
+        asked = {k: v for k, v in self._actor_options.items() if k in ("num_cpus", "num_gpus", "resources")}
+        message = (f"no Ray worker has started after {waited:.0f} s; each asks for {asked}, the cluster has "
+                   f"{ray.cluster_resources()} (free: {ray.available_resources()})")
+        if waited >= self.startup_timeout:
+            raise WorkerError(message)
+        warnings.warn(message + f"; still waiting (startup_timeout={self.startup_timeout:g} s)",
+                      RuntimeWarning, stacklevel=3)
+        self._warned_startup = True
+
+    def _objective_error(self, population: Population, indices: np.ndarray,
+                         error: tuple[int | None, BaseException, str]) -> ObjectiveError:
+        position, exc, remote_traceback = error
+        which = indices if position is None else indices[position:position + 1]
+        rows = population.group.backend.to_numpy(population.candidates()[which])  # the driver's own rows
+        x = rows[0] if position is not None else rows
+        where = (f"candidate {int(which[0])}" if position is not None
+                 else f"the chunk of candidates {which.tolist()}")
+        shown = np.array2string(x, precision=6, threshold=12, edgeitems=3)
+        error_out = ObjectiveError(
+            f"the objective raised {type(exc).__name__}: {exc} on {where} (population ask_id "
+            f"{population.ask_id}), x = {shown}", tuple(which), x, population.ask_id)
+        error_out.__cause__ = _revive(exc, remote_traceback)
+        return error_out
+
+    # -- lifetime --------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Kill the actors; shut Ray down if this evaluator started it. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if ray.is_initialized():
+            for slot in self._slots:
+                ray.kill(slot.actor, no_restart=True)
+            if self._owns_ray:
+                ray.shutdown()
+        self._slots = []
+
+    def __enter__(self) -> RayEvaluator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"RayEvaluator(num_workers={self.num_workers}, num_cpus={self._actor_options['num_cpus']}, "
+                f"timeout={self.timeout}, on_error={self.on_error!r}, closed={self._closed})")
+
+
+def _finish(slot: _Slot, task: _Task) -> None:
+    """A task answered: drop it from its slot; the next one there starts now."""
+    was_head = slot.inflight and slot.inflight[0] is task
+    slot.inflight.remove(task)
+    if was_head:
+        slot.head_started = time.monotonic()
+
+
+def _start_ray(address: str | None, ray_init: dict[str, Any]) -> None:
+    """``ray.init`` with quiet local defaults; ``address`` joins an existing cluster instead."""
+    if address is None:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report leaves this machine
+        options = {"include_dashboard": False, "logging_level": "WARNING", "log_to_driver": True}
+    else:
+        options = {}
+    ray.init(address=address, **{**options, **ray_init})
+
+
+__all__ = ["EvaluationStats", "ObjectiveError", "RayEvaluator", "WorkerError"]
