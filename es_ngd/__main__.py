@@ -1,0 +1,5 @@
+"""``python -m es_ngd …`` is the ``es-ngd`` command."""
+
+from es_ngd.cli import main
+
+raise SystemExit(main())
