@@ -122,7 +122,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 
 def split_structures(text: str) -> tuple[str, ...]:
-    """Split ``"dense,up:2,kron:3,4"`` into structures: an integer after a comma belongs to the
+    """Split ``"dense,up:2,hier:2,3"`` into structures: an integer after a comma belongs to the
     structure before it while that one still takes arguments (``NAME:N,N`` is one structure)."""
     from es_ngd.groups import STRUCTURES, parse_structure
 
