@@ -3,6 +3,8 @@
 Each solver runs with its default population size on a trivial objective (the sphere, vectorised,
 so the objective costs nothing next to the strategy), for at least ``--min-iters`` generations and
 ``--min-seconds`` seconds, so that pycma's periodic eigendecompositions are included in its average.
+The solvers of one dimension take turns in ``--rounds`` rounds, so a machine that slows down for a
+while (a shared VM) slows every solver alike instead of skewing one ratio.
 
 Pairs compared (es_ngd structure against the pycma variant with the same covariance model):
 ``dense`` vs full CMA-ES, ``diag`` vs sep-CMA (``CMA_diagonal``), ``up:K`` vs VkD-CMA
@@ -61,17 +63,30 @@ def pycma_solver(variant: str) -> SolverFactory:
     return make
 
 
-def time_per_iteration(factory: SolverFactory, p: int, min_iters: int, min_seconds: float) -> dict[str, float]:
-    ask, tell = factory(p)
-    x = ask()  # warm-up generation (first-call allocations, imports)
-    tell(x, np.sum(np.asarray(x) ** 2, axis=1))
-    iters, start = 0, time.perf_counter()
-    while iters < min_iters or time.perf_counter() - start < min_seconds:
+def time_per_iteration(factories: dict[str, SolverFactory], p: int, rounds: int, min_iters: int,
+                       min_seconds: float) -> dict[str, dict[str, float]]:
+    """Milliseconds per ask + tell of each solver, measured in interleaved rounds.
+
+    Every solver runs once per round (for ``min_seconds / rounds`` seconds and ``min_iters / rounds``
+    generations at least), so a shared machine that slows down for a while slows all of them alike
+    instead of skewing one ratio; each solver's time is the total over the rounds.
+    """
+    solvers = {name: make(p) for name, make in factories.items()}
+    for ask, tell in solvers.values():  # warm-up generation (first-call allocations, imports)
         x = ask()
         tell(x, np.sum(np.asarray(x) ** 2, axis=1))
-        iters += 1
-    elapsed = time.perf_counter() - start
-    return {"ms_per_iter": 1e3 * elapsed / iters, "iterations": iters, "popsize": len(x)}
+    totals = {name: [0.0, 0] for name in solvers}
+    for _ in range(rounds):
+        for name, (ask, tell) in solvers.items():
+            iters, start = 0, time.perf_counter()
+            while iters < min_iters / rounds or time.perf_counter() - start < min_seconds / rounds:
+                x = ask()
+                tell(x, np.sum(np.asarray(x) ** 2, axis=1))
+                iters += 1
+            totals[name][0] += time.perf_counter() - start
+            totals[name][1] += iters
+    return {name: {"ms_per_iter": 1e3 * seconds / iters, "iterations": iters, "popsize": len(x)}
+            for name, (seconds, iters) in totals.items()}
 
 
 # (es_ngd structure, pycma anchor, largest p at which to run the pair: dense algebra is O(p³))
@@ -84,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dims", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--min-iters", type=int, default=30)
-    parser.add_argument("--min-seconds", type=float, default=3.0)
+    parser.add_argument("--min-seconds", type=float, default=3.0, help="per solver and dimension, in total")
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds the time is split into")
     parser.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.txt")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")  # pycma warns about tolerances set to 0
@@ -98,15 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"command: {command}", f"machine: {machine}", "",
              f"{'p':>7} {'es_ngd':>7} {'ms/iter':>9} {'pycma':>6} {'ms/iter':>9} {'speed-up':>9}  target"]
     rows = []
-    cache: dict[tuple[str, int], dict[str, float]] = {}
     for p in args.dims:
-        for structure, anchor, max_p in PAIRS:
-            if p > max_p:
-                continue
-            ours = time_per_iteration(es_ngd_solver(structure), p, args.min_iters, args.min_seconds)
-            if (anchor, p) not in cache:
-                cache[anchor, p] = time_per_iteration(pycma_solver(anchor), p, args.min_iters, args.min_seconds)
-            theirs = cache[anchor, p]
+        pairs = [(structure, anchor) for structure, anchor, max_p in PAIRS if p <= max_p]
+        factories: dict[str, SolverFactory] = {structure: es_ngd_solver(structure) for structure, _ in pairs}
+        factories.update({anchor: pycma_solver(anchor) for _, anchor in pairs})
+        times = time_per_iteration(factories, p, args.rounds, args.min_iters, args.min_seconds)
+        for structure, anchor in pairs:
+            ours, theirs = times[structure], times[anchor]
             speedup = theirs["ms_per_iter"] / ours["ms_per_iter"]
             rows.append({"p": p, "structure": structure, "anchor": anchor, "es_ngd": ours, "pycma": theirs,
                          "speedup": speedup, "target": TARGETS[structure]})

@@ -22,15 +22,29 @@ Array = Any  # a numpy.ndarray or a torch.Tensor, depending on the backend
 ROWS_PER_STREAM = 16
 
 
-def noise_rows(seed: int, ask_id: int, rows: Sequence[int], dim: int) -> np.ndarray:
-    """Standard normal rows ``rows`` of the noise of ask number ``ask_id``.
+def _stream(seed: int, ask_id: int, block: int) -> np.random.Generator:
+    # SFC64: the fastest of numpy's generators for normals here (about 35 % faster than PCG64)
+    return np.random.Generator(np.random.SFC64(np.random.SeedSequence([seed, ask_id, block])))
+
+
+def noise_rows(seed: int, ask_id: int, rows: Sequence[int], dim: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Standard normal rows ``rows`` of the noise of ask number ``ask_id`` (written into ``out`` if given).
 
     Row ``r`` is row ``r % ROWS_PER_STREAM`` of the generator keyed ``(seed, ask_id, r // ROWS_PER_STREAM)``,
     so any process (a Ray worker, a resumed run) regenerates any subset of a population bit for bit
     without drawing the rest of it.
     """
+    count = len(rows)
+    if out is None:
+        out = np.empty((count, dim))
+    elif out.shape != (count, dim) or out.dtype != np.float64 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float64 array of shape {(count, dim)}, "
+                         f"got {out.dtype} {out.shape}")
+    if isinstance(rows, range) and rows.step == 1 and rows.start % ROWS_PER_STREAM == 0 and count <= ROWS_PER_STREAM:
+        if count:  # the leading rows of one stream (ask's row blocks): no index bookkeeping
+            _stream(seed, ask_id, rows.start // ROWS_PER_STREAM).standard_normal(out=out)
+        return out
     rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-    out = np.empty((rows.size, dim))
     if rows.size == 0:
         return out
     blocks = rows // ROWS_PER_STREAM
@@ -39,8 +53,7 @@ def noise_rows(seed: int, ask_id: int, rows: Sequence[int], dim: int) -> np.ndar
         if not wanted.size:
             continue
         offsets = rows[wanted] - block * ROWS_PER_STREAM
-        # SFC64: the fastest of numpy's generators for normals here (about 35 % faster than PCG64)
-        stream = np.random.Generator(np.random.SFC64(np.random.SeedSequence([seed, ask_id, block])))
+        stream = _stream(seed, ask_id, block)
         first, count = int(wanted[0]), int(wanted.size)
         if offsets[0] == 0 and (offsets == np.arange(count)).all() and (wanted == first + offsets).all():
             stream.standard_normal(out=out[first:first + count])  # the usual case: no copies
@@ -69,6 +82,9 @@ class Backend:
     def ones(self, shape: int | tuple[int, ...]) -> Array:
         raise NotImplementedError
 
+    def empty(self, shape: int | tuple[int, ...]) -> Array:
+        raise NotImplementedError
+
     def eye(self, n: int) -> Array:
         raise NotImplementedError
 
@@ -82,9 +98,16 @@ class Backend:
     def svdvals(self, a: Array) -> Array:
         raise NotImplementedError
 
-    def standard_normal(self, seed: int, ask_id: int, rows: Sequence[int], dim: int) -> Array:
-        """Rows of :func:`noise_rows` as arrays of this backend (same numbers on every backend)."""
-        return self.asarray(noise_rows(seed, ask_id, rows, dim))
+    def standard_normal(self, seed: int, ask_id: int, rows: Sequence[int], dim: int, out: Array | None = None) -> Array:
+        """Rows of :func:`noise_rows` as arrays of this backend (same numbers on every backend).
+
+        With ``out``, they are written into it (and ``out`` is returned).
+        """
+        values = self.asarray(noise_rows(seed, ask_id, rows, dim))
+        if out is None:
+            return values
+        out[...] = values
+        return out
 
     def is_array(self, x: Any) -> bool:
         raise NotImplementedError
@@ -117,6 +140,9 @@ class NumpyBackend(Backend):
     def ones(self, shape: int | tuple[int, ...]) -> np.ndarray:
         return np.ones(shape, dtype=self.dtype)
 
+    def empty(self, shape: int | tuple[int, ...]) -> np.ndarray:
+        return np.empty(shape, dtype=self.dtype)
+
     def eye(self, n: int) -> np.ndarray:
         return np.eye(n, dtype=self.dtype)
 
@@ -137,6 +163,11 @@ class NumpyBackend(Backend):
 
     def is_array(self, x: Any) -> bool:
         return isinstance(x, np.ndarray)
+
+    def standard_normal(self, seed: int, ask_id: int, rows: Sequence[int], dim: int, out: Array | None = None) -> Array:
+        if out is not None and out.dtype == np.float64 and out.flags.c_contiguous:  # straight into place
+            return noise_rows(seed, ask_id, rows, dim, out=out)
+        return super().standard_normal(seed, ask_id, rows, dim, out)
 
 
 class TorchBackend(Backend):
@@ -173,6 +204,9 @@ class TorchBackend(Backend):
 
     def ones(self, shape: int | tuple[int, ...]) -> Any:
         return self.xp.ones(shape, dtype=self.dtype, device=self.device)
+
+    def empty(self, shape: int | tuple[int, ...]) -> Any:
+        return self.xp.empty(shape, dtype=self.dtype, device=self.device)
 
     def eye(self, n: int) -> Any:
         return self.xp.eye(n, dtype=self.dtype, device=self.device)

@@ -77,6 +77,24 @@ class Population:
         idx = self._indices(indices)
         return self.transform(self.noise(idx), idx)
 
+    def noise_and_candidates(self) -> tuple[Array, Array]:
+        """Noise ``z`` and candidates ``x`` of the whole population (what ``ask`` needs).
+
+        Noise is drawn straight into ``z`` and each row block is transformed straight into ``x``, with
+        the same blocks as :meth:`transform`: at large p, temporaries of the population's size cost
+        more than the arithmetic (the allocator hands back fresh pages every generation).
+        """
+        backend, dim = self.group.backend, self.group.dim
+        z, x = backend.empty((self.size, dim)), backend.empty((self.size, dim))
+        for start in range(0, self.size, ROW_BLOCK):
+            stop = min(start + ROW_BLOCK, self.size)
+            if self.mirrored:
+                z[start:stop] = self.noise(range(start, stop))
+            else:
+                backend.standard_normal(self.seed, self.ask_id, range(start, stop), dim, out=z[start:stop])
+            self._transform_block(z[start:stop], out=x[start:stop])
+        return z, x
+
     def transform(self, z: Array, indices: Sequence[int] | None = None) -> Array:
         """``μ + σ B⁻ᵀ z`` for rows of standard normal noise (of candidates ``indices``; default: all).
 
@@ -87,10 +105,10 @@ class Population:
         if len(idx) != len(z):
             raise ValueError(f"{len(z)} noise rows for {len(idx)} candidate indices")
         backend, dim = self.group.backend, self.group.dim
-        out = backend.zeros((len(idx), dim))
+        out = backend.empty((len(idx), dim))
         if np.array_equal(idx, np.arange(self.size)):  # the whole population, in order
             for start in range(0, self.size, ROW_BLOCK):
-                out[start:start + ROW_BLOCK] = self._transform_block(z[start:start + ROW_BLOCK])
+                self._transform_block(z[start:start + ROW_BLOCK], out=out[start:start + ROW_BLOCK])
             return out
         blocks = idx // ROW_BLOCK
         for block in np.unique(blocks):
@@ -98,8 +116,12 @@ class Population:
             rows = np.flatnonzero(blocks == block)  # positions in idx and z
             padded = backend.zeros((min(ROW_BLOCK, self.size - start), dim))
             padded[idx[rows] - start] = z[rows]
-            out[rows] = self._transform_block(padded)[idx[rows] - start]
+            full = backend.empty(padded.shape)
+            self._transform_block(padded, out=full)
+            out[rows] = full[idx[rows] - start]
         return out
 
-    def _transform_block(self, z: Array) -> Array:
-        return self.mean + self.sigma * self.group.sample(self.factor, z)
+    def _transform_block(self, z: Array, out: Array) -> None:
+        """``out = μ + σ B⁻ᵀ z`` for one row block, written in place (no temporaries of its size)."""
+        self.group.backend.xp.multiply(self.group.sample(self.factor, z), self.sigma, out=out)
+        out += self.mean

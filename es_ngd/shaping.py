@@ -8,6 +8,7 @@ rank last.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -19,22 +20,31 @@ def _tie_averaged(f: np.ndarray, by_rank: np.ndarray) -> np.ndarray:
     """Give sample i the utility ``by_rank[rank(i)]``, averaged over tied fitness values."""
     order = np.argsort(f, kind="stable")
     sorted_f = f[order]
+    utilities = np.empty_like(by_rank)
     new_run = np.empty(len(f), dtype=bool)  # runs of equal values in the sorted fitness
     new_run[0], new_run[1:] = True, sorted_f[1:] != sorted_f[:-1]
+    if new_run.all():  # no ties (the usual case)
+        utilities[order] = by_rank
+        return utilities
     starts = np.flatnonzero(new_run)
     counts = np.diff(starts, append=len(f))
     if len(starts) == 1:  # all equal: exactly no step, not round-off of the mean utility
         return np.zeros_like(by_rank)
-    utilities = np.empty_like(by_rank)
     utilities[order] = np.repeat(np.add.reduceat(by_rank, starts) / counts, counts)
     return utilities
 
 
+@functools.lru_cache(maxsize=16)
+def _xnes_by_rank(n: int) -> np.ndarray:
+    weights = np.maximum(0.0, np.log(n / 2 + 1) - np.log(np.arange(1, n + 1)))
+    by_rank = weights / weights.sum() - 1.0 / n
+    by_rank.flags.writeable = False  # shared between calls
+    return by_rank
+
+
 def xnes_utilities(f: np.ndarray) -> np.ndarray:
     """xNES utilities: ``max(0, ln(n/2 + 1) − ln i) / Σⱼ max(0, ln(n/2 + 1) − ln j) − 1/n`` for rank i."""
-    n = len(f)
-    weights = np.maximum(0.0, np.log(n / 2 + 1) - np.log(np.arange(1, n + 1)))
-    return _tie_averaged(f, weights / weights.sum() - 1.0 / n)
+    return _tie_averaged(f, _xnes_by_rank(len(f)))
 
 
 def centered_ranks(f: np.ndarray) -> np.ndarray:

@@ -112,7 +112,7 @@ def natural_gradient_step(state: State, group: MatrixGroup, z: Array, u: Array, 
     """
     p = group.dim
     g_delta = u @ z
-    trace_part = float(u @ (z * z).sum(1)) / p  # tr(G)/p without forming G
+    trace_part = float(u @ group.backend.xp.einsum("ij,ij->i", z, z)) / p  # tr(G)/p, forming neither G nor z²
     mean = state.mean + (rates.mean * state.sigma) * group.sample(state.factor, g_delta[None, :])[0]
     sigma = state.sigma * math.exp(0.5 * rates.sigma * (trace_part + entropy_weight))
     direction = group.natural_direction(z, u, trace_part)  # C ⊙ κ(G − G_σ I)
@@ -195,8 +195,7 @@ class NGDES:
         s = self.state
         population = Population(mean=s.mean, sigma=s.sigma, factor=s.factor, group=self.group, seed=self.seed,
                                 ask_id=s.asks, size=n, mirrored=self.options.mirrored)
-        z = population.noise()
-        x = population.transform(z)
+        z, x = population.noise_and_candidates()
         population = dataclasses.replace(population, cache=x)
         self.state = dataclasses.replace(s, asks=s.asks + 1)
         self._pending = (population, z, x)

@@ -39,19 +39,29 @@ class Termination:
         self.best_history: deque[float] = deque(maxlen=self.stagnation_window)
         self.median_history: deque[float] = deque(maxlen=self.stagnation_window)
         self.flat_generations = 0
-        self.last_range = math.inf
+        self.last_worst = math.inf  #: worst finite value of the newest generation
 
     def record(self, f: np.ndarray) -> None:
         """Record one generation's fitness values (non-finite ones already ranked last)."""
-        finite = f[np.isfinite(f)]
-        if finite.size == 0:
+        finite = np.sort(f[np.isfinite(f)])  # sorting 10–1000 values costs less than np.median's checks
+        m = finite.size
+        if m == 0:
             return
-        best, worst = float(finite.min()), float(finite.max())
+        best, worst = float(finite[0]), float(finite[-1])
         self.recent_best.append(best)
         self.best_history.append(best)
-        self.median_history.append(float(np.median(finite)))
-        self.flat_generations = self.flat_generations + 1 if (worst == best and finite.size == f.size) else 0
-        self.last_range = max(worst, max(self.recent_best)) - min(self.recent_best)
+        self.median_history.append(0.5 * (float(finite[(m - 1) // 2]) + float(finite[m // 2])))
+        self.flat_generations = self.flat_generations + 1 if (worst == best and m == f.size) else 0
+        self.last_worst = worst
+
+    def fitness_range(self) -> float:
+        """Span of the recent best values and the newest generation (pycma's tolfun and tolfunhist).
+
+        Computed when checked, not in :meth:`record`: the window holds ``10 + 30 p/n`` values.
+        """
+        if not self.recent_best:
+            return math.inf
+        return max(self.last_worst, max(self.recent_best)) - min(self.recent_best)
 
     def check(self, *, fbest: float, evaluations: int, iterations: int, sigma: float,
               max_std: float, condition: float, numerical_error: str | None) -> dict[str, Any]:
@@ -62,7 +72,7 @@ class Termination:
             stop["maxfevals"] = opts.maxfevals
         if iterations >= opts.maxiter:
             stop["maxiter"] = opts.maxiter
-        if len(self.recent_best) == self.tolfun_window and self.last_range < opts.tolfun:
+        if len(self.recent_best) == self.tolfun_window and self.fitness_range() < opts.tolfun:
             stop["tolfun"] = opts.tolfun
         if self.flat_generations > opts.tolflatfitness:
             stop["tolflatfitness"] = opts.tolflatfitness
@@ -95,11 +105,14 @@ class Termination:
     def state_dict(self) -> dict[str, Any]:
         return {"recent_best": list(self.recent_best), "best_history": list(self.best_history),
                 "median_history": list(self.median_history), "flat_generations": self.flat_generations,
-                "last_range": self.last_range}
+                "last_worst": self.last_worst}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.recent_best = deque(state["recent_best"], maxlen=self.tolfun_window)
         self.best_history = deque(state["best_history"], maxlen=self.stagnation_window)
         self.median_history = deque(state["median_history"], maxlen=self.stagnation_window)
         self.flat_generations = int(state["flat_generations"])
-        self.last_range = float(state["last_range"])
+        if "last_worst" in state:
+            self.last_worst = float(state["last_worst"])
+        else:  # written by es_ngd 0.1.0, which kept the range itself: recover an equivalent worst value
+            self.last_worst = float(state["last_range"]) + min(self.recent_best, default=0.0)

@@ -22,10 +22,13 @@ class BlockLower(BlockTriangular):
 
     def sample(self, factor: Factor, z: Array) -> Array:
         # x_D = B_D⁻¹ z_D ;  x_A = B_A⁻ᵀ (z_A − B_Cᵀ x_D)   (row form)
-        k = self.k
-        xd = z[:, k:] / factor["D"]
-        xa = (z[:, :k] - xd @ factor["C"]) @ factor["Ainv"]
-        return self.backend.xp.concatenate([xa, xd], 1)
+        # written into one output array, as in up:K (only the K columns of x_A are temporaries)
+        k, xp = self.k, self.backend.xp
+        out = self.backend.empty(tuple(z.shape))
+        xd = out[:, k:]
+        xp.divide(z[:, k:], factor["D"], out=xd)
+        xp.matmul(z[:, :k] - xd @ factor["C"], factor["Ainv"], out=out[:, :k])
+        return out
 
     def whiten(self, factor: Factor, x: Array) -> Array:
         k = self.k

@@ -23,10 +23,17 @@ class BlockUpper(BlockTriangular):
 
     def sample(self, factor: Factor, z: Array) -> Array:
         # x_A = B_A⁻ᵀ z_A ;  x_D = B_D⁻¹ (z_D − B_Bᵀ x_A)   (row form)
-        k = self.k
-        xa = z[:, :k] @ factor["Ainv"]
-        xd = (z[:, k:] - xa @ factor["C"]) / factor["D"]
-        return self.backend.xp.concatenate([xa, xd], 1)
+        # written into one output array: temporaries of the population's size cost more than the
+        # arithmetic at large p (fresh pages from the kernel on every generation)
+        k, xp = self.k, self.backend.xp
+        out = self.backend.empty(tuple(z.shape))
+        xa = out[:, :k]
+        xp.matmul(z[:, :k], factor["Ainv"], out=xa)
+        xd = out[:, k:]
+        xp.matmul(xa, factor["C"], out=xd)
+        xp.subtract(z[:, k:], xd, out=xd)
+        xd /= factor["D"]
+        return out
 
     def whiten(self, factor: Factor, x: Array) -> Array:
         k = self.k
