@@ -9,6 +9,10 @@ Each row is the median of ``--repeats`` runs per library, taken in turns (es_ngd
 …) so that both meet the same background load; every run is kept in the JSON file. Two columns help
 read the result on a busy machine. ``sleep ceiling`` is 20 ms over what
 ``time.sleep(0.02)`` really took in the driver just before the row: no library can beat it.
+``ray round`` is the median time of one round of Ray calls that do nothing, one to each of the
+row's actors (same resources), and ``ray ceiling`` the efficiency of an evaluator whose only
+overhead per generation were that round: with one task per worker per generation, the least any
+Ray-based evaluator can send, nothing built on Ray actors does better on that machine.
 ``es_ngd busy`` is the share of the pool's time that es_ngd's workers spent inside their chunks;
 the rest of the gap to the efficiency is Ray's and the driver's overhead.
 
@@ -88,6 +92,29 @@ def evotorch_run(workers: int, popsize: int, generations: int, num_cpus: float) 
     return generations * popsize / elapsed
 
 
+@ray.remote
+class _Idle:
+    def ping(self, _: Any = None) -> int:
+        return 0
+
+
+def ray_round_seconds(workers: int, num_cpus: float, rounds: int = 30) -> float:
+    """Median wall time of one round of Ray calls that do nothing: one to each of ``workers`` actors,
+    then wait for all. Every generation pays at least this, whatever the evaluator (measured here,
+    with the same actors and resources, because it is what bounds the efficiency on a small machine)."""
+    actors = [_Idle.options(num_cpus=num_cpus).remote() for _ in range(workers)]
+    for _ in range(5):  # started, and past their first calls
+        ray.get([actor.ping.remote() for actor in actors])
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        ray.get([actor.ping.remote((0, 4)) for actor in actors])
+        times.append(time.perf_counter() - start)
+    for actor in actors:
+        ray.kill(actor)
+    return float(np.median(times))
+
+
 def sleep_ceiling(repeats: int = 25) -> float:
     """``SLEEP`` over the mean time ``time.sleep(SLEEP)`` takes here and now."""
     start = time.perf_counter()
@@ -124,13 +151,14 @@ def machine() -> dict[str, Any]:
             "cpu_count": os.cpu_count(), "versions": versions}
 
 
-COLUMNS = ["workers", "ideal/s", "sleep ceiling", "es_ngd/s", "es_ngd eff", "es_ngd busy", "evotorch/s",
-           "evotorch eff", "load"]
+COLUMNS = ["workers", "ideal/s", "sleep ceiling", "ray round", "ray ceiling", "es_ngd/s", "es_ngd eff", "es_ngd busy",
+           "evotorch/s", "evotorch eff", "load"]
 
 
 def format_row(row: dict[str, Any]) -> str:
     theirs = row["evotorch_evals_per_s"]
     cells = [f"{row['workers']}", f"{row['ideal_evals_per_s']:.0f}", f"{row['sleep_ceiling']:.1%}",
+             f"{row['ray_round_s'] * 1e3:.1f} ms", f"{row['ray_ceiling']:.1%}",
              f"{row['es_ngd_evals_per_s']:.1f}", f"{row['es_ngd_efficiency']:.1%}", f"{row['es_ngd_busy']:.1%}",
              "-" if theirs is None else f"{theirs:.1f}",
              "-" if theirs is None else f"{row['evotorch_efficiency']:.1%}", f"{row['load_average']:.1f}"]
@@ -175,23 +203,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for workers in args.workers:
         num_cpus = min(1.0, float(np.floor(1e4 * ray_cpus / workers) / 1e4))
         ideal = workers / SLEEP
-        ceilings, ours, busy, theirs = [], [], [], []
+        ceilings, rounds, ours, busy, theirs = [], [], [], [], []
         for _ in range(args.repeats):
             ceilings.append(sleep_ceiling())
+            rounds.append(ray_round_seconds(workers, num_cpus))
             throughput, busy_share = es_ngd_run(workers, args.popsize, args.generations, num_cpus)
             ours.append(throughput)
             busy.append(busy_share)
             if not args.no_evotorch:
                 theirs.append(evotorch_run(workers, args.popsize, args.generations, num_cpus))
         median = float(np.median(ours))
+        # the best a generation can do: each worker's share of sleeps (as long as sleeps really take
+        # here) plus one round of Ray calls
+        work = args.popsize / workers * SLEEP
+        ray_round = float(np.median(rounds))
+        ray_ceiling = work / (work / float(np.median(ceilings)) + ray_round)
         theirs_median = float(np.median(theirs)) if theirs else None
         row = {"workers": workers, "num_cpus_per_actor": num_cpus, "ideal_evals_per_s": ideal,
-               "sleep_ceiling": float(np.median(ceilings)), "es_ngd_evals_per_s": median,
+               "sleep_ceiling": float(np.median(ceilings)), "ray_round_s": ray_round, "ray_ceiling": ray_ceiling,
+               "es_ngd_evals_per_s": median,
                "es_ngd_efficiency": median / ideal, "es_ngd_busy": float(np.median(busy)),
                "evotorch_evals_per_s": theirs_median,
                "evotorch_efficiency": None if theirs_median is None else theirs_median / ideal,
                "load_average": os.getloadavg()[0],
-               "runs": {"es_ngd_evals_per_s": ours, "evotorch_evals_per_s": theirs, "sleep_ceiling": ceilings}}
+               "runs": {"es_ngd_evals_per_s": ours, "evotorch_evals_per_s": theirs, "sleep_ceiling": ceilings,
+                        "ray_round_s": rounds}}
         rows.append(row)
         print(format_row(row), flush=True)
     ray.shutdown()

@@ -165,9 +165,13 @@ class _Worker:
         """The process id and, if ``init_hook`` raised, its exception: the driver waits for this."""
         return os.getpid(), self.init_error
 
-    def evaluate(self, population: Population, indices: np.ndarray) -> _ChunkResult:
+    def evaluate(self, population: bytes | Population, indices: tuple[int, int]) -> _ChunkResult:
+        """Fitness of candidates ``start, …, stop − 1`` (``indices = (start, stop)``) of the population
+        (pickled once per generation by the driver, or fetched from the object store by Ray)."""
         start = time.perf_counter()
-        result = self._evaluate_rows(population.candidates(indices))
+        if isinstance(population, bytes):
+            population = cloudpickle.loads(population)
+        result = self._evaluate_rows(population.candidates(np.arange(*indices)))
         result.seconds = time.perf_counter() - start
         return result
 
@@ -216,7 +220,7 @@ _RemoteWorker = ray.remote(_Worker)
 
 @dataclass(eq=False)
 class _Task:
-    indices: np.ndarray
+    indices: np.ndarray  #: a contiguous range of candidate indices (workers receive only its bounds)
     attempts: int = 0  #: times a worker died while running this task
     ref: Any = None  #: the ObjectRef of the running submission
 
@@ -402,7 +406,8 @@ class RayEvaluator:
         n = len(population)
         fitness = np.full(n, np.nan)
         filled = np.zeros(n, dtype=bool)
-        population_arg = population if self._travels_inline(population) else ray.put(population)
+        # pickled once here, not once per task by Ray (Ray still carries the bytes inline in each task)
+        population_arg = cloudpickle.dumps(population) if self._travels_inline(population) else ray.put(population)
         queue = deque(_Task(indices) for indices in self._chunks(n))
         running: dict[Any, tuple[_Slot, _Task]] = {}  # ObjectRef -> where it runs and what it holds
         before = (self.stats.failed, self.stats.timed_out)
@@ -476,7 +481,9 @@ class RayEvaluator:
             for slot in ready:
                 while queue and len(slot.inflight) < depth:
                     task = queue.popleft()
-                    task.ref = slot.actor.evaluate.remote(population_arg, task.indices)
+                    # a plain (start, stop) pair: Ray serialises a numpy index array at several times the cost
+                    bounds = (int(task.indices[0]), int(task.indices[-1]) + 1)
+                    task.ref = slot.actor.evaluate.remote(population_arg, bounds)
                     if not slot.inflight:
                         slot.head_started = time.monotonic()
                     slot.inflight.append(task)
