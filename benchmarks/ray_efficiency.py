@@ -11,8 +11,8 @@ read the result on a busy machine. ``sleep ceiling`` is 20 ms over what
 ``time.sleep(0.02)`` really took in the driver just before the row: no library can beat it.
 ``ray round`` is the median time of one round of Ray calls that do nothing, one to each of the
 row's actors (same resources), and ``ray ceiling`` the efficiency of an evaluator whose only
-overhead per generation were that round: with one task per worker per generation, the least any
-Ray-based evaluator can send, nothing built on Ray actors does better on that machine.
+overhead per generation were that round: an evaluator that sends each actor one Ray task per
+generation (the least a task-based one can send) cannot do better on that machine.
 ``es_ngd busy`` is the share of the pool's time that es_ngd's workers spent inside their chunks;
 the rest of the gap to the efficiency is Ray's and the driver's overhead.
 
