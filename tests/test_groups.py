@@ -5,6 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from fim_check import assert_exact_natural_gradient, random_element
+from group_checks import (
+    check_retraction,
+    check_sample_whiten_variances,
+    check_samples_match_the_distribution,
+    strategy_moved_off_the_identity,
+)
 
 import es_ngd
 from es_ngd.groups import make_group
@@ -32,32 +38,13 @@ def test_fisher_check_catches_a_wrong_scaling(structure: str) -> None:
         assert_exact_natural_gradient(WrongC(4, group.backend))
 
 
-def _h(m: np.ndarray) -> np.ndarray:
-    return np.eye(len(m)) + m + 0.5 * m @ m
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("structure", CORE)
 @pytest.mark.parametrize("step", [1e-4, 0.3, -0.9, -5.0])
 def test_retraction_is_the_group_product_and_stays_invertible(structure: str, backend: str, step: float) -> None:
     rng = np.random.default_rng(7)
     group = make_group(structure, 7, backend)
-    bk = group.backend
-    factor = random_element(group, rng)
-    pattern = np.abs(bk.to_numpy(group.dense(factor))) > 0
-    for _ in range(3):
-        z = bk.asarray(rng.standard_normal((9, 7)))
-        direction = group.natural_direction(z, bk.asarray(rng.standard_normal(9)), rng.uniform())
-        before = bk.to_numpy(group.dense(factor))
-        m = bk.to_numpy(group.tangent_dense(direction))
-        factor = group.retract(factor, direction, step)
-        after = bk.to_numpy(group.dense(factor))
-        np.testing.assert_allclose(after, before @ _h(step * m), rtol=1e-9, atol=1e-9 * np.abs(after).max())
-        # stays in the group: no entry outside the group's pattern becomes non-zero
-        assert not (np.abs(after)[~pattern] > 0).any()
-        sign, logdet = np.linalg.slogdet(after)
-        assert sign != 0 and np.isfinite(group.logdet(factor))
-        assert group.logdet(factor) == pytest.approx(logdet, rel=1e-9, abs=1e-9)
+    check_retraction(group, random_element(group, rng), rng, step)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -65,14 +52,8 @@ def test_retraction_is_the_group_product_and_stays_invertible(structure: str, ba
 def test_sample_whiten_variances_match_dense_algebra(structure: str, backend: str) -> None:
     rng = np.random.default_rng(3)
     group = make_group(structure, 6, backend)
-    bk = group.backend
     factor = random_element(group, rng)
-    b = bk.to_numpy(group.dense(factor))
-    z = rng.standard_normal((4, 6))
-    x = bk.to_numpy(group.sample(factor, bk.asarray(z)))
-    np.testing.assert_allclose(x, z @ np.linalg.inv(b), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(bk.to_numpy(group.whiten(factor, bk.asarray(x))), z, rtol=1e-9, atol=1e-10)
-    np.testing.assert_allclose(bk.to_numpy(group.variances(factor)), np.diag(np.linalg.inv(b @ b.T)), rtol=1e-9)
+    b, _ = check_sample_whiten_variances(group, factor, rng)
     cond = np.linalg.cond(b) ** 2
     if ":" in structure and int(structure.split(":")[1]) not in (0, 6):
         assert group.condition_number(factor) <= cond * (1 + 1e-9)  # documented lower bound
@@ -115,21 +96,7 @@ def test_block_groups_reduce_to_diag_and_dense_step_for_step(block: str, referen
 
 @pytest.mark.parametrize("structure", ["dense", "diag", "tril", "triu", "up:2", "low:2"])
 def test_sample_covariance_matches_search_distribution(structure: str) -> None:
-    rng = np.random.default_rng(5)
-    p = 6
-    es = es_ngd.NGDES(np.zeros(p), 0.8, structure=structure, seed=2)
-    a = rng.standard_normal((p, p))
-    hess = a @ a.T + np.eye(p)
-    for _ in range(30):  # move B away from the identity
-        x = es.ask()
-        es.tell(x, [float(v @ hess @ v) for v in x])
-    n = 40_000
-    samples = np.asarray(es.ask(n))
-    cov = es.covariance()
-    np.testing.assert_allclose(samples.mean(0), es.mean, atol=5 * np.sqrt(np.diag(cov) / n).max())
-    empirical = np.cov(samples.T)
-    stderr = np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov**2) / n)
-    assert (np.abs(empirical - cov) < 5 * stderr).all()
+    check_samples_match_the_distribution(strategy_moved_off_the_identity(structure, 6))
 
 
 @pytest.mark.parametrize(("structure", "message"), [

@@ -7,6 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from fim_check import assert_exact_natural_gradient, random_element, subalgebra_basis
+from group_checks import (
+    check_retraction,
+    check_sample_whiten_variances,
+    check_samples_match_the_distribution,
+    h,
+    strategy_moved_off_the_identity,
+)
 from problems import quadratic, rotated_ellipsoid_hessian
 from structured_problems import ar_precision, arrow_hessian, kronecker_hessian, sparse_hessian
 
@@ -33,10 +40,6 @@ SMALL = [
 def build(structure: str, p: int, backend: str = "numpy") -> MatrixGroup:
     shape = {"shape": KRON_SHAPE} if structure.startswith("kron") else {}
     return make_group(structure, p, backend, **shape)
-
-
-def _h(m: np.ndarray) -> np.ndarray:
-    return np.eye(len(m)) + m + 0.5 * m @ m
 
 
 def _ids(cases: list[tuple[str, int]]) -> list[str]:
@@ -101,21 +104,7 @@ def test_retraction_is_the_group_product_and_stays_invertible(structure: str, p:
                                                               step: float) -> None:
     rng = np.random.default_rng(7)
     group = build(structure, p, backend)
-    bk = group.backend
-    factor = random_element(group, rng)
-    pattern = np.abs(bk.to_numpy(group.dense(factor))) > 0
-    for _ in range(3):
-        z = bk.asarray(rng.standard_normal((9, p)))
-        direction = group.natural_direction(z, bk.asarray(rng.standard_normal(9)), rng.uniform())
-        before = bk.to_numpy(group.dense(factor))
-        m = bk.to_numpy(group.tangent_dense(direction))
-        factor = group.retract(factor, direction, step)
-        after = bk.to_numpy(group.dense(factor))
-        np.testing.assert_allclose(after, before @ _h(step * m), rtol=1e-9, atol=1e-9 * np.abs(after).max())
-        assert not (np.abs(after)[~pattern] > 0).any()  # stays in the group's pattern
-        sign, logdet = np.linalg.slogdet(after)
-        assert sign != 0
-        assert group.logdet(factor) == pytest.approx(logdet, rel=1e-9, abs=1e-9)
+    check_retraction(group, random_element(group, rng), rng, step)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -139,7 +128,7 @@ def test_kronecker_retraction_is_the_product_of_the_factor_retractions(structure
         after = bk.to_numpy(group.dense(moved))
         np.testing.assert_allclose(after, by_factor, rtol=1e-12, atol=1e-12 * np.abs(after).max())
         assert group.logdet(moved) == pytest.approx(np.linalg.slogdet(after)[1], rel=1e-9, abs=1e-9)
-        gaps.append(np.abs(after - b @ _h(step * m)).max())
+        gaps.append(np.abs(after - b @ h(step * m)).max())
     assert gaps[3] < 2e-3 * gaps[2]  # third order: a 10× smaller step gives a ~1000× smaller gap
 
 
@@ -155,12 +144,7 @@ def test_sample_whiten_variances_match_dense_algebra(structure: str, p: int, bac
     group = build(structure, p, backend)
     bk = group.backend
     factor = random_element(group, rng)
-    b = bk.to_numpy(group.dense(factor))
-    z = rng.standard_normal((4, p))
-    x = bk.to_numpy(group.sample(factor, bk.asarray(z)))
-    np.testing.assert_allclose(x, z @ np.linalg.inv(b), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(bk.to_numpy(group.whiten(factor, bk.asarray(x))), z, rtol=1e-9, atol=1e-10)
-    np.testing.assert_allclose(bk.to_numpy(group.variances(factor)), np.diag(np.linalg.inv(b @ b.T)), rtol=1e-9)
+    b, z = check_sample_whiten_variances(group, factor, rng)
     cond = np.linalg.cond(b) ** 2
     estimate = group.condition_number(factor)
     if structure == "toeplitz":
@@ -212,7 +196,7 @@ def test_toeplitz_fft_paths_equal_the_dense_computation(p: int) -> None:
     # retraction: B h(sM) by truncated FFT products
     m = group.tangent_dense(direction)
     moved = group.retract(factor, direction, -0.7)
-    np.testing.assert_allclose(group.dense(moved), b @ _h(-0.7 * m), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(group.dense(moved), b @ h(-0.7 * m), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(moved["binv"], np.linalg.inv(group.dense(moved))[:, 0], rtol=1e-10, atol=1e-12)
     # magnitude and condition number are upper bounds, within Bernstein's factor 1/(1 − π/8) of the symbol
     assert np.linalg.norm(m, 2) <= group.magnitude(direction)
@@ -243,22 +227,10 @@ def test_numpy_and_torch_backends_agree(structure: str, p: int) -> None:
                                               ("sparse:2,2", 6), ("kron(dense,dense)", 6),
                                               ("kron(hier:1,1,low:1)", 6)])
 def test_sample_covariance_matches_search_distribution(structure: str, p: int) -> None:
-    rng = np.random.default_rng(5)
     options = {"shape": KRON_SHAPE} if structure.startswith("kron") else {}
-    es = es_ngd.NGDES(np.zeros(p), 0.8, structure=structure, seed=2, **options)
-    a = rng.standard_normal((p, p))
-    hess = a @ a.T + np.eye(p)
-    for _ in range(30):  # move B away from the identity
-        x = es.ask()
-        es.tell(x, [float(v @ hess @ v) for v in x])
-    cov = es.covariance()
-    assert np.abs(cov / es.sigma**2 - np.eye(p)).max() > 0.05  # B has moved
-    n = 40_000
-    samples = np.asarray(es.ask(n))
-    np.testing.assert_allclose(samples.mean(0), es.mean, atol=5 * np.sqrt(np.diag(cov) / n).max())
-    empirical = np.cov(samples.T)
-    stderr = np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov**2) / n)
-    assert (np.abs(empirical - cov) < 5 * stderr).all()
+    es = strategy_moved_off_the_identity(structure, p, **options)
+    assert np.abs(es.covariance() / es.sigma**2 - np.eye(p)).max() > 0.05  # B has moved
+    check_samples_match_the_distribution(es)
 
 
 # -- (7) convergence on problems with each structure, against diag -----------------------------------
