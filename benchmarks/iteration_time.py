@@ -16,9 +16,7 @@ Pairs compared (es_ngd structure against the pycma variant with the same covaria
 from __future__ import annotations
 
 import argparse
-import json
 import platform
-import shlex
 import sys
 import time
 import warnings
@@ -26,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from _results import command_line, write_results
 
 import es_ngd
 
@@ -107,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import cma
 
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
+    command = command_line(argv)
     machine = (f"{platform.platform()}, {platform.processor() or platform.machine()}, "
                f"{__import__('os').cpu_count()} CPUs, python {platform.python_version()}, numpy {np.__version__}, "
                f"cma {cma.__version__}, es_ngd {es_ngd.__version__}")
@@ -128,10 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"{theirs['ms_per_iter']:>9.3f} {speedup:>8.2f}x  {TARGETS[structure]}")
             print(lines[-1] if len(rows) > 1 else "\n".join(lines), flush=True)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".txt").write_text("\n".join(lines) + "\n")
-        args.out.with_suffix(".json").write_text(json.dumps(
-            {"command": command, "machine": machine, "rows": rows}, indent=2) + "\n")
+        write_results(args.out, lines, {"command": command, "machine": machine, "rows": rows})
     return 0
 
 

@@ -25,11 +25,8 @@ Writes benchmarks/results/ray_efficiency.json and .txt (command and machine at t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +35,7 @@ import numpy as np
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves this machine
 import ray
+from _results import command_line, write_results
 
 from es_ngd.evaluators.ray import RayEvaluator
 from es_ngd.strategy import NGDES
@@ -178,8 +176,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     SLEEP = args.sleep
 
-    arguments = sys.argv[1:] if argv is None else argv
-    command = "python " + shlex.join([os.path.relpath(__file__), *arguments])
+    command = command_line(argv)
     info = machine()
     background = busy_cores()  # before any of ours runs: what the other users of the machine take
     ray.init(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
@@ -235,10 +232,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report = {"command": command, "machine": info, "ray_cpus": ray_cpus, "sleep_s": SLEEP, "popsize": args.popsize,
               "generations": args.generations, "repeats": args.repeats, "background_busy_cores": background,
               "header": header, "rows": rows}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ray_efficiency.json").write_text(json.dumps(report, indent=2) + "\n")
     table = ["  ".join(COLUMNS), *(format_row(row) for row in rows)]
-    (args.out / "ray_efficiency.txt").write_text("\n".join([*header, *table]) + "\n")
+    write_results(args.out / "ray_efficiency", [*header, *table], report)
     return report
 
 

@@ -15,11 +15,9 @@ busy core slows the dense algebra (dense, tril, kron) down 3–12 times, erratic
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from _results import command_line, write_results
 
 import es_ngd
 
@@ -98,9 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-p", type=int, default=10**6, help="skip larger dimensions")
     parser.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.txt")
     args = parser.parse_args(argv)
-    arguments = " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
     threads = [f"{name}={os.environ[name]}" for name in THREAD_VARIABLES if name in os.environ]
-    command = " ".join([*threads, "python", arguments])  # the thread settings change the timings
+    command = " ".join([*threads, command_line(argv)])  # the thread settings change the timings
     header = [f"command: {command}", f"machine: {machine()}", "backend: numpy, float64", ""]
     print("\n".join(header), flush=True)
     timings, rows = [], []
@@ -124,10 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                      f"{row['predicted_exponent']}")
     print("\n" + "\n".join(table), flush=True)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".txt").write_text("\n".join(header + table) + "\n")
-        args.out.with_suffix(".json").write_text(json.dumps(
-            {"command": command, "machine": machine(), "timings": timings, "rows": rows}, indent=2) + "\n")
+        write_results(args.out, header + table,
+                      {"command": command, "machine": machine(), "timings": timings, "rows": rows})
     return 0
 
 

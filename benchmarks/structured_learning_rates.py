@@ -10,16 +10,15 @@ seeds and report the evaluations to f < 1e-8, or ``fail(evaluations, step-bound 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
-import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from _results import command_line, write_results
 
 import es_ngd
 from es_ngd.groups.base import snes_learning_rate
@@ -62,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=200_000, help="evaluations per run")
     parser.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.txt")
     args = parser.parse_args(argv)
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
+    command = command_line(argv)
     machine = (f"{platform.platform()}, {os.cpu_count()} CPUs (shared with other jobs: evaluation counts, "
                f"not times, matter here), numpy {np.__version__}, es_ngd {es_ngd.__version__}")
     lines = [f"command: {command}", f"machine: {machine}",
@@ -84,10 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                              f"(default {group.default_learning_rate:.4f})  {result}")
                 print(lines[-1], flush=True)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".txt").write_text("\n".join(lines) + "\n")
-        args.out.with_suffix(".json").write_text(json.dumps(
-            {"command": command, "machine": machine, "rows": rows}, indent=2) + "\n")
+        write_results(args.out, lines, {"command": command, "machine": machine, "rows": rows})
     return 0
 
 

@@ -14,15 +14,14 @@ Run it on a machine with CUDA (the test suite covers torch on the CPU only):
 from __future__ import annotations
 
 import argparse
-import json
 import platform
-import shlex
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _results import command_line, write_results
 
 import es_ngd
 
@@ -68,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check", file=sys.stderr)
         return 1
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
+    command = command_line(argv)
     machine = (f"{platform.platform()}, {torch.cuda.get_device_name()}, python {platform.python_version()}, "
                f"numpy {np.__version__}, torch {torch.__version__}, es_ngd {es_ngd.__version__}")
     lines = [f"command: {command}", f"machine: {machine}", "",
@@ -98,9 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"{ms['cuda_f32']:>9.3f}")
     print("\n".join(lines))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".txt").write_text("\n".join(lines) + "\n")
-        args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+        write_results(args.out, lines, report)
     return 0 if worst < 1e-10 else 2
 
 
