@@ -34,18 +34,19 @@ def noise_rows(seed: int, ask_id: int, rows: Sequence[int], dim: int, out: np.nd
     so any process (a Ray worker, a resumed run) regenerates any subset of a population bit for bit
     without drawing the rest of it.
     """
-    count = len(rows)
-    if out is None:
-        out = np.empty((count, dim))
-    elif out.shape != (count, dim) or out.dtype != np.float64 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous float64 array of shape {(count, dim)}, "
-                         f"got {out.dtype} {out.shape}")
-    if isinstance(rows, range) and rows.step == 1 and rows.start % ROWS_PER_STREAM == 0 and count <= ROWS_PER_STREAM:
-        if count:  # the leading rows of one stream (ask's row blocks): no index bookkeeping
-            _stream(seed, ask_id, rows.start // ROWS_PER_STREAM).standard_normal(out=out)
-        return out
     rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    if out is None:
+        out = np.empty((rows.size, dim))
+    elif out.shape != (rows.size, dim) or out.dtype != np.float64 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float64 array of shape {(rows.size, dim)}, "
+                         f"got {out.dtype} {out.shape}")
     if rows.size == 0:
+        return out
+    first = int(rows[0])
+    if (first % ROWS_PER_STREAM == 0 and rows.size <= ROWS_PER_STREAM
+            and np.array_equal(rows, np.arange(first, first + rows.size))):
+        # the leading rows of one stream, in order (ask's row blocks): none of the bookkeeping below
+        _stream(seed, ask_id, first // ROWS_PER_STREAM).standard_normal(out=out)
         return out
     blocks = rows // ROWS_PER_STREAM
     for block in range(int(blocks.min()), int(blocks.max()) + 1):

@@ -57,18 +57,21 @@ class Population:
             raise IndexError(f"candidate indices must lie in [0, {self.size}), got {indices!r}")
         return idx
 
-    def noise(self, indices: Sequence[int] | None = None) -> Array:
-        """Standard normal rows ``z`` of the given candidates.
+    def noise(self, indices: Sequence[int] | None = None, out: Array | None = None) -> Array:
+        """Standard normal rows ``z`` of the given candidates (written into ``out`` if given).
 
         With mirrored sampling, candidates ``2j`` and ``2j+1`` share stream ``j`` with opposite signs.
         """
         idx = self._indices(indices)
         backend = self.group.backend
         if not self.mirrored:
-            return backend.standard_normal(self.seed, self.ask_id, idx, self.group.dim)
+            return backend.standard_normal(self.seed, self.ask_id, idx, self.group.dim, out=out)
         z = backend.standard_normal(self.seed, self.ask_id, idx // 2, self.group.dim)
         signs = backend.asarray(np.where(idx % 2 == 0, 1.0, -1.0))
-        return z * signs[:, None]
+        if out is None:
+            return z * signs[:, None]
+        backend.xp.multiply(z, signs[:, None], out=out)
+        return out
 
     def candidates(self, indices: Sequence[int] | None = None) -> Array:
         """Rows ``x = μ + σ B⁻ᵀ z`` of the given candidates (all when ``indices`` is None)."""
@@ -88,10 +91,7 @@ class Population:
         z, x = backend.empty((self.size, dim)), backend.empty((self.size, dim))
         for start in range(0, self.size, ROW_BLOCK):
             stop = min(start + ROW_BLOCK, self.size)
-            if self.mirrored:
-                z[start:stop] = self.noise(range(start, stop))
-            else:
-                backend.standard_normal(self.seed, self.ask_id, range(start, stop), dim, out=z[start:stop])
+            self.noise(np.arange(start, stop), out=z[start:stop])
             self._transform_block(z[start:stop], out=x[start:stop])
         return z, x
 
