@@ -51,6 +51,8 @@ MIN_TASK_SECONDS = 0.25
 #: Extra seconds the driver allows beyond ``timeout`` per evaluation before it kills a worker whose
 #: objective could not be interrupted (Ray's own latency, regenerating the rows, a slow start).
 DEADLINE_GRACE = 2.0
+#: Seconds to wait for Ray to settle the other tasks of an actor that died (see _answers_before_death).
+DEATH_SETTLE = 5.0
 #: A population that pickles to at most this many bytes travels inside each task; a bigger one goes
 #: to the object store once per generation (ray.put) and tasks carry a reference. Inline is faster
 #: for small ones (16 workers on 2 busy cores: 78 % efficiency instead of 73 %); Ray would itself put
@@ -437,17 +439,13 @@ class RayEvaluator:
                 try:
                     result: _ChunkResult = ray.get(ref)
                 except _WORKER_LOST:
-                    self._worker_lost(slot, running, queue, fitness, filled)
-                    continue
-                _finish(slot, task)
-                if result.error is not None:
-                    raise self._objective_error(population, task.indices, result.error)
-                self._fill(fitness, filled, task.indices, result.values)
-                self._learn_evaluation_time(result.seconds / len(task.indices))
-                self.stats.evaluation_seconds += result.seconds
-                self.stats.timed_out += result.timed_out
-                self.stats.failed += result.failed
-                first_failure = first_failure or result.first_failure
+                    answers = self._worker_lost(slot, running, queue, fitness, filled)
+                else:
+                    _finish(slot, task)
+                    answers = [(task, result)]
+                for answered, result in answers:
+                    self._accept(population, answered, result, fitness, filled)
+                    first_failure = first_failure or result.first_failure
         except BaseException:
             # Leave no work behind: a later evaluate must not queue behind chunks of this one.
             for slot in {slot for slot, _ in running.values()}:
@@ -475,11 +473,18 @@ class RayEvaluator:
         self._seconds_per_evaluation = seconds if previous is None else 0.8 * previous + 0.2 * seconds
 
     def _dispatch(self, queue: deque[_Task], running: dict[Any, tuple[_Slot, _Task]], population_arg: Any) -> None:
-        """Hand queued tasks to ready actors: one each first, then up to ``PIPELINE_DEPTH`` each."""
+        """Hand queued tasks to ready actors: one each first, then up to ``PIPELINE_DEPTH`` each.
+
+        A task that was on an actor when it died runs alone: nothing queues behind it or ahead of it,
+        so if its actor dies again, the death is its own. (With several tasks on a dead actor, the
+        oldest unanswered one is blamed, and an answer the actor sent as it died can be lost.)
+        """
         ready = [slot for slot in self._slots if slot.ready_ref is None]
         for depth in range(1, PIPELINE_DEPTH + 1):
             for slot in ready:
                 while queue and len(slot.inflight) < depth:
+                    if slot.inflight and (queue[0].attempts or slot.inflight[-1].attempts):
+                        break
                     task = queue.popleft()
                     # a plain (start, stop) pair: a numpy index array costs Ray about 0.1 ms more per task
                     bounds = (int(task.indices[0]), int(task.indices[-1]) + 1)
@@ -488,6 +493,17 @@ class RayEvaluator:
                         slot.head_started = time.monotonic()
                     slot.inflight.append(task)
                     running[task.ref] = (slot, task)
+
+    def _accept(self, population: Population, task: _Task, result: _ChunkResult, fitness: np.ndarray,
+                filled: np.ndarray) -> None:
+        """Take a worker's answer for ``task``: its values, its counters, or its objective's error."""
+        if result.error is not None:
+            raise self._objective_error(population, task.indices, result.error)
+        self._fill(fitness, filled, task.indices, result.values)
+        self._learn_evaluation_time(result.seconds / len(task.indices))
+        self.stats.evaluation_seconds += result.seconds
+        self.stats.timed_out += result.timed_out
+        self.stats.failed += result.failed
 
     def _fill(self, fitness: np.ndarray, filled: np.ndarray, indices: np.ndarray, values: np.ndarray) -> None:
         if filled[indices].any():  # the invariant the whole bookkeeping exists for
@@ -511,15 +527,24 @@ class RayEvaluator:
         slot.ready_ref = None
 
     def _worker_lost(self, slot: _Slot, running: dict[Any, tuple[_Slot, _Task]], queue: deque[_Task],
-                     fitness: np.ndarray, filled: np.ndarray) -> None:
-        """A task's actor died: requeue everything it held (the oldest task was the one running)."""
+                     fitness: np.ndarray, filled: np.ndarray) -> list[tuple[_Task, _ChunkResult]]:
+        """A task's actor died: requeue what it had not answered; return what it had.
+
+        The actor may have answered a task just before it died, with the driver yet to read the
+        answer (Ray can report the death first). That answer counts: evaluating those candidates
+        again would call the objective twice on them. The oldest unanswered task is taken to be the one
+        that was running (see :meth:`_dispatch` for why that guess is needed only once per task).
+        """
         tasks = list(slot.inflight)
         for task in tasks:
             running.pop(task.ref, None)
+        answers = _answers_before_death(tasks)
         self._replace(slot)
-        if tasks:
-            tasks[0].attempts += 1
-        for task in reversed(tasks):  # requeued at the front, in their original order
+        answered = {id(task) for task, _ in answers}
+        lost = [task for task in tasks if id(task) not in answered]
+        if lost:
+            lost[0].attempts += 1
+        for task in reversed(lost):  # requeued at the front, in their original order
             if task.attempts > self.max_retries:
                 if self.on_error == "raise":
                     raise WorkerError(f"the worker evaluating candidates {task.indices.tolist()} died "
@@ -532,6 +557,7 @@ class RayEvaluator:
                 queue.extendleft(_Task(np.array([i]), task.attempts) for i in task.indices[::-1])
             else:
                 queue.appendleft(task)
+        return answers
 
     def _enforce_deadlines(self, running: dict[Any, tuple[_Slot, _Task]], queue: deque[_Task],
                            fitness: np.ndarray, filled: np.ndarray) -> None:
@@ -615,6 +641,24 @@ class RayEvaluator:
     def __repr__(self) -> str:
         return (f"RayEvaluator(num_workers={self.num_workers}, num_cpus={self._actor_options['num_cpus']}, "
                 f"timeout={self.timeout}, on_error={self.on_error!r}, closed={self._closed})")
+
+
+def _answers_before_death(tasks: list[_Task]) -> list[tuple[_Task, _ChunkResult]]:
+    """The answers a dead actor sent for ``tasks`` before it died, as ``(task, result)`` pairs.
+
+    Ray settles every task of a dead actor (a value, or an actor-died error) once it learns of the
+    death, so the wait is short; a task still unsettled after ``DEATH_SETTLE`` seconds counts as lost.
+    """
+    settled, _ = ray.wait([task.ref for task in tasks], num_returns=len(tasks), timeout=DEATH_SETTLE)
+    settled_refs = set(settled)
+    answers = []
+    for task in tasks:
+        if task.ref in settled_refs:
+            try:
+                answers.append((task, ray.get(task.ref)))
+            except _WORKER_LOST:
+                pass
+    return answers
 
 
 def _finish(slot: _Slot, task: _Task) -> None:
