@@ -17,6 +17,11 @@ import numpy as np
 Array = Any  # a numpy.ndarray or a torch.Tensor, depending on the backend
 
 
+#: triangular systems up to this size go to numpy's LAPACK solve rather than scipy's trsm
+#: (benchmarks/results/triangular_solve.txt)
+SMALL_TRIANGULAR = 64
+
+
 #: rows drawn from one keyed stream: amortises the generator's construction (about 10 µs) while a
 #: worker that needs a few rows still regenerates at most this many
 ROWS_PER_STREAM = 16
@@ -151,6 +156,12 @@ class NumpyBackend(Backend):
         return np.array(x, copy=True)
 
     def solve_triangular(self, a: Array, b: Array, *, lower: bool, left: bool = True) -> np.ndarray:
+        if a.shape[0] <= SMALL_TRIANGULAR:
+            # scipy's trsm hands even an 8×8 solve to its own OpenBLAS threads, which then compete with
+            # numpy's pool: 4–8 ms a call on 2 busy cores instead of 0.01 ms. numpy's LU solve stays on
+            # one thread below 10⁴ matrix entries and is exact for triangular input (with B upper
+            # triangular, as in sampling, LU does not pivot: it is back substitution)
+            return np.linalg.solve(a, b) if left else np.linalg.solve(a.T, b.T).T
         try:
             from scipy.linalg import solve_triangular
         except ImportError:  # numpy has no triangular solve; a general solve is exact, only slower
@@ -242,4 +253,4 @@ def get_backend(backend: str | Backend = "numpy", *, dtype: Any = "float64", dev
 
 
 
-__all__ = ["Backend", "NumpyBackend", "TorchBackend", "get_backend", "noise_rows"]
+__all__ = ["SMALL_TRIANGULAR", "Backend", "NumpyBackend", "TorchBackend", "get_backend", "noise_rows"]

@@ -11,7 +11,8 @@ into the box before the objective sees it. Two ways, chosen by ``handling``:
   added to its fitness, which pulls the search back to the box (the minimiser of the penalised
   function is the constrained minimiser).
 
-Either way every point handed to the objective lies in the box. Infinite bounds leave that side free.
+Either way every point handed to the objective lies in the box. Infinite bounds (or ``None``, pycma's
+spelling) leave that side free, and scalar bounds apply to every coordinate.
 With ``"penalty"``, the fitness the strategy sees (and so ``fbest``) includes the penalty, which is
 zero exactly when the candidate lay inside the box.
 
@@ -45,7 +46,7 @@ class Bounds:
             raise ValueError(f"bound handling must be one of {HANDLINGS}, got {handling!r}")
         if not (np.isfinite(penalty_weight) and penalty_weight > 0):
             raise ValueError(f"penalty_weight must be a positive finite number, got {penalty_weight!r}")
-        lower_arr, upper_arr = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+        lower_arr, upper_arr = _side(lower, -np.inf, "lower"), _side(upper, np.inf, "upper")
         if lower_arr.ndim > 1 or upper_arr.ndim > 1:
             raise ValueError("bounds must be numbers or 1-D sequences, one entry per coordinate")
         sizes = {a.size for a in (lower_arr, upper_arr) if a.ndim == 1}
@@ -58,11 +59,11 @@ class Bounds:
         self.lower = np.broadcast_to(lower_arr, (size,)).copy()
         self.upper = np.broadcast_to(upper_arr, (size,)).copy()
         if np.isnan(self.lower).any() or np.isnan(self.upper).any():
-            raise ValueError("bounds must not be NaN")
+            raise ValueError("bounds must not be NaN (a free side is None, -inf or inf)")
         bad = np.flatnonzero(~(self.lower < self.upper) | (self.lower == np.inf) | (self.upper == -np.inf))
         if bad.size:
             raise ValueError(f"each lower bound must be below its upper bound; not so at coordinates {bad.tolist()}")
-        self.dim = size
+        self.dim = size  #: 1 for scalar bounds, which apply to every coordinate of any dimension
         self.handling = handling
         self.penalty_weight = float(penalty_weight)
         # margins of the quadratic bends (pycma's al, au); 1 where the bound is infinite (unused)
@@ -102,7 +103,7 @@ class Bounds:
     def to_internal(self, x: Any) -> np.ndarray:
         """A search-space point that :meth:`to_feasible` maps to the feasible ``x`` (for starting points)."""
         y = np.asarray(x, dtype=float)
-        if y.shape[-1:] != (self.dim,):
+        if self.dim != 1 and y.shape[-1:] != (self.dim,):  # one entry broadcasts, as in check_dim
             raise ValueError(f"x has {y.shape[-1:]} coordinates but the bounds have {self.dim}")
         outside = np.flatnonzero((y < self.lower) | (y > self.upper))
         if outside.size:
@@ -166,6 +167,19 @@ def make_bounds(bounds: Bounds | tuple[Any, Any], dim: int, handling: str = "tra
     except (TypeError, ValueError):
         raise TypeError("bounds must be a (lower, upper) pair or a Bounds object") from None
     return Bounds(lower, upper, dim=dim, handling=handling)
+
+
+def _side(bound: Any, free: float, name: str) -> np.ndarray:
+    """One side of the box as floats: ``None`` (pycma's spelling, for the whole side or one entry) is ``free``."""
+    if bound is None:
+        return np.asarray(free)
+    if isinstance(bound, (list, tuple)):
+        bound = [free if entry is None else entry for entry in bound]
+    try:
+        return np.asarray(bound, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"the {name} bound must be a number, None or one entry per coordinate, "
+                         f"got {bound!r}") from None
 
 
 def _as_numpy(x: Any) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:

@@ -5,7 +5,8 @@ The file is a NumPy ``.npz`` archive (a zip of ``.npy`` arrays) written with no 
 - one entry per array of the state (the mean, every array of the factor dict, ``xbest``), stored in
   the backend's dtype so that a resumed run computes with exactly the same numbers;
 - one entry ``metadata``: UTF-8 JSON with the format version, structure string, dimension, population
-  size, seed, options, backend, counters, termination history and a SHA-256 checksum of the arrays.
+  size, seed, options, backend, counters, termination history and a SHA-256 checksum of the arrays
+  and of the rest of the metadata (files from before es_ngd 0.2 have an arrays-only checksum, and load).
 
 Loading uses ``allow_pickle=False`` and ``json``, so a checkpoint can never execute code. The noise of
 generation ``t`` is keyed by ``(seed, asks)`` (see :func:`es_ngd.backend.noise_rows`), so the seed and
@@ -32,6 +33,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -41,9 +43,10 @@ if TYPE_CHECKING:
     from es_ngd.strategy import NGDES
 
 FORMAT_NAME = "es_ngd.checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the step-size controller's state and the evolution path (es_ngd 0.2)
 METADATA_KEY = "metadata"
 _ARRAY_REF = "__array__"  # {"__array__": "state/mean"} in the JSON stands for that archive entry
+_CHECKSUM_PREFIX = "sha256+metadata:"  # the checksum covers the arrays and the metadata JSON
 
 
 class CheckpointError(ValueError):
@@ -76,6 +79,10 @@ def state_dict(es: NGDES) -> dict[str, Any]:
             "step_bound_hits": s.step_bound_hits,
             "fbest": s.fbest,
             "xbest": None if s.xbest is None else np.array(s.xbest, copy=True),
+            "evals_best": s.evals_best,
+            "step_size": {key: _host_copy(backend, value) if backend.is_array(value) else value
+                          for key, value in s.step_size.items()},
+            "evolution_path": None if s.evolution_path is None else _host_copy(backend, s.evolution_path),
         },
         "termination": es.termination.state_dict(),
         "numerical_error": es._numerical_error,
@@ -123,28 +130,106 @@ def _restore(es: NGDES, sd: dict[str, Any]) -> tuple[int, int, Any, Any]:
             tuple(np.shape(factor_arrays[k])) != tuple(template[k].shape) for k in template):
         raise CheckpointError(f"the checkpoint's factor arrays {sorted(factor_arrays)} do not fit "
                               f"the group {es.group!r}")
-    if np.shape(saved["mean"]) != (es.dim,) or not np.isfinite(saved["mean"]).all():
-        raise CheckpointError(f"the checkpoint's mean must be {es.dim} finite numbers, got shape "
-                              f"{np.shape(saved['mean'])}")
-    sigma = float(saved["sigma"])
-    if not (math.isfinite(sigma) and sigma > 0):
+    # Every value is checked before anything is built: a crafted or hand-edited file must fail here,
+    # with a message, not generations later inside the linear algebra.
+    backend = es.backend
+    mean = _finite_vector(saved["mean"], es.dim, "mean")
+    factor = {}
+    for key, value in factor_arrays.items():
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f" or not np.isfinite(value).all():
+            raise CheckpointError(f"the checkpoint's factor array {key!r} must hold finite floating-point numbers")
+        factor[key] = backend.asarray(value)
+    with np.errstate(divide="ignore", invalid="ignore"):  # log 0 of a singular factor: refused just below
+        logdet = es.group.logdet(factor)
+    if not math.isfinite(logdet):
+        raise CheckpointError("the checkpoint's factor is singular (its log-determinant is not finite)")
+    sigma = saved["sigma"]
+    if not _is_real(sigma) or not (math.isfinite(sigma) and sigma > 0):
         raise CheckpointError(f"the checkpoint's sigma must be positive and finite, got {sigma!r}")
     counters = {name: saved[name] for name in ("iterations", "evaluations", "asks", "step_bound_hits")}
+    counters["evals_best"] = saved.get("evals_best", 0)  # format 1 and early format 2 files lack it
     if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in counters.values()):
         raise CheckpointError(f"the checkpoint's counters must be non-negative integers, got {counters}")
-    popsize = es._check_popsize(sd["popsize"])
+    if not (counters["step_bound_hits"] <= counters["iterations"] <= counters["asks"]
+            and counters["evals_best"] <= counters["evaluations"]):
+        raise CheckpointError(f"the checkpoint's counters contradict each other: {counters}")
+    popsize = sd["popsize"]
+    if isinstance(popsize, bool) or not isinstance(popsize, int):
+        raise CheckpointError(f"the checkpoint's popsize must be an integer, got {popsize!r}")
+    popsize = es._check_popsize(popsize)
+    fbest, xbest = saved["fbest"], saved["xbest"]
+    if not _is_real(fbest) or math.isnan(fbest) or fbest == -math.inf:
+        raise CheckpointError(f"the checkpoint's fbest must be a number or inf, got {fbest!r}")
+    if xbest is not None:
+        xbest = np.array(_finite_vector(xbest, es.dim, "xbest"), copy=True)
+    if (xbest is None) != (fbest == math.inf):
+        raise CheckpointError(f"the checkpoint's xbest and fbest disagree (fbest {fbest!r} with "
+                              f"{'no' if xbest is None else 'an'} xbest)")
+    numerical_error = sd.get("numerical_error")
+    if numerical_error is not None and not isinstance(numerical_error, str):
+        raise CheckpointError(f"the checkpoint's numerical_error must be a string or null, got {numerical_error!r}")
 
-    backend = es.backend
-    xbest = saved["xbest"]
-    state = State(mean=backend.asarray(saved["mean"]), sigma=sigma,
-                  factor={k: backend.asarray(v) for k, v in factor_arrays.items()}, **counters,
-                  fbest=float(saved["fbest"]), xbest=None if xbest is None else np.array(xbest, copy=True))
+    step_size, evolution_path = _restore_controllers(es, sd)
+    state = State(mean=backend.asarray(mean), sigma=float(sigma), factor=factor, **counters, fbest=float(fbest),
+                  xbest=xbest, step_size=step_size, evolution_path=evolution_path)
     termination = Termination(es.options, es.dim, popsize)
     termination.load_state_dict(sd["termination"])
     seed = sd["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise CheckpointError(f"the checkpoint's seed must be a non-negative integer, got {seed!r}")
     return seed, popsize, state, termination
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite_vector(value: Any, dim: int, name: str) -> np.ndarray:
+    if (not isinstance(value, np.ndarray) or value.shape != (dim,) or value.dtype.kind not in "fi"
+            or not np.isfinite(value).all()):
+        raise CheckpointError(f"the checkpoint's {name} must be {dim} finite numbers, got "
+                              f"{type(value).__name__} of shape {np.shape(value)}")
+    return value
+
+
+def _restore_controllers(es: NGDES, sd: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The step-size controller's state and the evolution path, checked against ``es``'s options.
+
+    Format 1 (es_ngd 0.1) predates both: they start afresh, with a warning that says so.
+    """
+    backend, saved = es.backend, sd["state"]
+    fresh_path = None if es.rank_one is None else es.rank_one.initial_path(backend, es.dim)
+    if sd["format_version"] < 2:
+        warnings.warn(f"checkpoint format {sd['format_version']} (es_ngd 0.1) has no step-size controller state: "
+                      f"the run goes on with step_size={es.options.step_size!r} from a fresh state (0.1 used the "
+                      "'xnes' rule; build NGDES(..., step_size='xnes') and load_state_dict() to keep it)",
+                      UserWarning, stacklevel=4)
+        return es.step_size.initial_state(backend), fresh_path
+    template = es.step_size.initial_state(backend)
+    control = saved["step_size"]
+    if not isinstance(control, dict) or set(control) != set(template):
+        kept = sorted(control) if isinstance(control, dict) else control
+        raise CheckpointError(f"the checkpoint's step-size state {kept!r} does not fit "
+                              f"step_size={es.options.step_size!r} (which keeps {sorted(template)}); "
+                              "load it with the step_size it was saved with")
+    restored = {}
+    for key, value in control.items():
+        if isinstance(value, np.ndarray):
+            if value.shape != (es.dim,) or not np.isfinite(value).all():
+                raise CheckpointError(f"the checkpoint's step-size entry {key!r} must be {es.dim} finite numbers")
+            value = backend.asarray(value)
+        elif value is not None and not (isinstance(value, float) and math.isfinite(value)):
+            raise CheckpointError(f"the checkpoint's step-size entry {key!r} must be a finite number, got {value!r}")
+        restored[key] = value
+    path = saved["evolution_path"]
+    if (path is None) != (fresh_path is None):
+        raise CheckpointError(f"the checkpoint was saved with rank_one={path is not None}, "
+                              f"but this strategy has rank_one={fresh_path is not None}")
+    if path is not None:
+        if np.shape(path) != (es.dim,) or not np.isfinite(path).all():
+            raise CheckpointError(f"the checkpoint's evolution path must be {es.dim} finite numbers")
+        path = backend.asarray(path)
+    return restored, path
 
 
 def _options_to_json(es: NGDES) -> dict[str, Any]:
@@ -184,7 +269,7 @@ def write(sd: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
     metadata = _extract_arrays(sd, "", arrays)
-    metadata["checksum"] = _checksum(arrays)
+    metadata["checksum"] = _checksum(arrays, metadata)
     arrays[METADATA_KEY] = np.frombuffer(json.dumps(metadata).encode(), dtype=np.uint8)
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -234,8 +319,16 @@ def read(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(metadata, dict):
         raise CheckpointError(f"{path}: the checkpoint metadata is not a JSON object")
     _check_header(metadata)  # before the checksum, so a newer format gets the clearer message
-    if metadata.pop("checksum", None) != _checksum(arrays):
-        raise CheckpointError(f"{path}: checksum mismatch, the checkpoint's arrays are corrupted")
+    stored = metadata.pop("checksum", None)
+    # files written before the metadata was covered carry an arrays-only checksum ("sha256:"); they
+    # still load, and _restore checks every value they hold either way
+    covers_metadata = isinstance(stored, str) and stored.startswith(_CHECKSUM_PREFIX)
+    if metadata.get("format_version", 1) >= 2 and not covers_metadata:  # only es_ngd 0.1 wrote the old kind
+        raise CheckpointError(f"{path}: a format-{metadata['format_version']} checkpoint must carry a checksum of "
+                              "its metadata too; this one was edited or corrupted")
+    if stored != _checksum(arrays, metadata if covers_metadata else None):
+        raise CheckpointError(f"{path}: checksum mismatch, the checkpoint's "
+                              f"{'metadata or arrays are' if covers_metadata else 'arrays are'} corrupted or edited")
     try:
         return _insert_arrays(metadata, arrays)
     except KeyError as err:
@@ -322,7 +415,10 @@ def _insert_arrays(value: Any, arrays: dict[str, np.ndarray]) -> Any:
     return value
 
 
-def _checksum(arrays: dict[str, np.ndarray]) -> str:
+def _checksum(arrays: dict[str, np.ndarray], metadata: dict[str, Any] | None = None) -> str:
+    """SHA-256 of the arrays and (unless ``None``: the arrays-only checksum of older files) of the
+    metadata without its checksum, as canonical JSON: JSON floats round-trip exactly, so the reader
+    re-serialises what it parsed to the same bytes the writer hashed."""
     digest = hashlib.sha256()
     for name in sorted(arrays):
         if name == METADATA_KEY:
@@ -330,7 +426,11 @@ def _checksum(arrays: dict[str, np.ndarray]) -> str:
         array = np.ascontiguousarray(arrays[name])
         digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
         digest.update(array.tobytes())
-    return "sha256:" + digest.hexdigest()
+    if metadata is None:
+        return "sha256:" + digest.hexdigest()
+    covered = {key: value for key, value in metadata.items() if key != "checksum"}
+    digest.update(b"metadata|" + json.dumps(covered, sort_keys=True, separators=(",", ":")).encode())
+    return _CHECKSUM_PREFIX + digest.hexdigest()
 
 
 __all__ = ["FORMAT_VERSION", "CheckpointError", "load", "load_state_dict", "read", "resume", "save", "state_dict",

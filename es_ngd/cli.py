@@ -1,4 +1,4 @@
-"""The ``es-ngd`` command: ``es-ngd bench`` (benchmark against CMA-ES) and ``es-ngd plot``.
+"""The ``es-ngd`` command: ``es-ngd bench`` (benchmark against CMA-ES), ``es-ngd plot`` and ``es-ngd gym``.
 
 Each subcommand lives in its own module, which exposes ``add_arguments(parser)`` and
 ``run(args) -> int``. A module is imported only when its subcommand is chosen, so ``es-ngd --help``
@@ -28,6 +28,8 @@ COMMANDS: dict[str, Command] = {
     "bench": Command("es_ngd.bench.cli", "benchmark es_ngd structures against pycma's CMA-ES variants",
                      "bench"),
     "plot": Command("es_ngd.plotting", "plot a log directory written by es_ngd.Logger", "bench"),
+    "gym": Command("es_ngd.gym.cli", "policy search on a Gymnasium task (es-ngd gym ENV_ID), or "
+                   "es-ngd gym play DIR", "gym"),
 }
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from es_ngd.bounds import Bounds, make_bounds
 from es_ngd.checkpoint import resume
-from es_ngd.evaluators import Evaluator, make_evaluator
+from es_ngd.evaluators import EVALUATOR_OPTIONS, Evaluator, make_evaluator
 from es_ngd.logger import Logger
 from es_ngd.reevaluation import Reevaluated
 from es_ngd.restarts import RunOutcome, RunRecord, RunSpec, run_with_restarts, start_point
@@ -41,6 +41,11 @@ def optimize(f: Callable[..., Any], x0: Any, sigma0: float, *, structure: Any = 
     ``mean`` are reported in the box. ``reevaluations=k`` averages ``k`` calls of ``f`` per candidate;
     ``maxfevals`` and ``evaluations`` then count calls of ``f``.
 
+    With ``workers=N``, the :class:`~es_ngd.evaluators.ray.RayEvaluator` options (``timeout``,
+    ``on_error``, ``init_hook``, ``num_cpus``, ...: :data:`~es_ngd.evaluators.EVALUATOR_OPTIONS`) are
+    keywords here too. A local Ray that this call starts stays up for the next call to reuse (Ray shuts
+    it down at exit); one that was already running is used as it is.
+
     Restarts, with pycma's keywords (:mod:`es_ngd.restarts`): ``restarts=N`` restarts up to ``N``
     times with the population multiplied by ``incpopsize`` (IPOP), ``bipop=True`` interleaves small
     populations (BIPOP). ``maxfevals`` is the budget of all runs together, ``maxiter`` that of each.
@@ -57,6 +62,9 @@ def optimize(f: Callable[..., Any], x0: Any, sigma0: float, *, structure: Any = 
     _check_count("checkpoint_every", checkpoint_every, minimum=1)
     if checkpoint is not None and (restarts or bipop):
         raise ValueError("checkpoint= does not resume restarts yet; use one or the other")
+    evaluator_options = {name: options.pop(name) for name in EVALUATOR_OPTIONS & set(options)}
+    if evaluator_options and workers is None:
+        raise TypeError(f"option(s) {sorted(evaluator_options)} are RayEvaluator options: they need workers=N")
     maxfevals = options.pop("maxfevals", math.inf)
     maxiter = options.pop("maxiter", math.inf)
     make_options(maxfevals=maxfevals, maxiter=maxiter, **options)  # fail on a typo before starting workers
@@ -65,7 +73,8 @@ def optimize(f: Callable[..., Any], x0: Any, sigma0: float, *, structure: Any = 
         seed = int(np.random.SeedSequence().entropy)
     box = None if bounds is None else make_bounds(bounds, np.size(_host(start_point(x0, seed, 0))), bound_handling)
     inner = evaluator if evaluator is not None else make_evaluator(
-        f if box is None else box.wrap(f, vectorized=vectorized), vectorized=vectorized, workers=workers)
+        f if box is None else box.wrap(f, vectorized=vectorized), vectorized=vectorized, workers=workers,
+        **({"keep_ray": True, **evaluator_options} if workers is not None else {}))
     evaluate = inner if reevaluations == 1 else Reevaluated(inner, reevaluations)
 
     def run_one(spec: RunSpec, evaluations_before: int) -> RunOutcome:
@@ -112,7 +121,8 @@ def _report(result: Result, box: Bounds | None, reevaluations: int, interrupted:
     if box is not None:
         result = dataclasses.replace(result, mean=box.to_feasible(result.mean),
                                      xbest=None if result.xbest is None else box.to_feasible(result.xbest))
-    return dataclasses.replace(result, evaluations=reevaluations * result.evaluations, stop=stop)
+    return dataclasses.replace(result, evaluations=reevaluations * result.evaluations,
+                               evals_best=reevaluations * result.evals_best, stop=stop)
 
 
 def _host(x: Any) -> np.ndarray:

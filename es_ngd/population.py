@@ -34,6 +34,9 @@ class Population:
     ask_id: int
     size: int
     mirrored: bool = False
+    #: unit vector (whitened frame) of the step-size controller's test pair: candidates 0 and 1 are
+    #: ``±‖z₀‖·v̂`` with ``z₀`` row 0's own noise (two-point adaptation, :mod:`es_ngd.step_size`)
+    test_direction: Array | None = None
     #: rows computed by the process that asked (not pickled: a worker regenerates its own)
     cache: Array | None = field(default=None, repr=False)
 
@@ -65,13 +68,22 @@ class Population:
         idx = self._indices(indices)
         backend = self.group.backend
         if not self.mirrored:
-            return backend.standard_normal(self.seed, self.ask_id, idx, self.group.dim, out=out)
-        z = backend.standard_normal(self.seed, self.ask_id, idx // 2, self.group.dim)
-        signs = backend.asarray(np.where(idx % 2 == 0, 1.0, -1.0))
-        if out is None:
-            return z * signs[:, None]
-        backend.xp.multiply(z, signs[:, None], out=out)
-        return out
+            z = backend.standard_normal(self.seed, self.ask_id, idx, self.group.dim, out=out)
+        else:
+            pairs = backend.standard_normal(self.seed, self.ask_id, idx // 2, self.group.dim)
+            signs = backend.asarray(np.where(idx % 2 == 0, 1.0, -1.0))
+            z = pairs * signs[:, None] if out is None else backend.xp.multiply(pairs, signs[:, None], out=out)
+        if self.test_direction is not None and idx.size and idx.min() < 2:
+            self._put_test_pair(z, idx)
+        return z
+
+    def _put_test_pair(self, z: Array, idx: np.ndarray) -> None:
+        """Overwrite the rows of candidates 0 and 1 in ``z`` with the test pair ``±‖z₀‖·v̂``."""
+        backend = self.group.backend
+        z0 = backend.standard_normal(self.seed, self.ask_id, np.zeros(1, dtype=np.int64), self.group.dim)[0]
+        length = float((z0 * z0).sum()) ** 0.5
+        for position in np.flatnonzero(idx < 2):
+            z[int(position)] = (length if idx[position] == 0 else -length) * self.test_direction
 
     def candidates(self, indices: Sequence[int] | None = None) -> Array:
         """Rows ``x = μ + σ B⁻ᵀ z`` of the given candidates (all when ``indices`` is None)."""

@@ -154,10 +154,11 @@ def run_with_restarts(run_one: Callable[[RunSpec, int], RunOutcome], *, x0: Any,
 
 def _combine(results: list[Result], records: list[RunRecord]) -> Result:
     """The best run's xbest/fbest, the last run's distribution and stop, counters summed."""
-    best = min(results, key=lambda r: r.fbest)
-    last = results[-1]
+    best_run = min(range(len(results)), key=lambda i: results[i].fbest)
+    best, last = results[best_run], results[-1]
     return dataclasses.replace(
         last, xbest=best.xbest, fbest=best.fbest, evaluations=sum(r.evaluations for r in results),
+        evals_best=sum(r.evaluations for r in results[:best_run]) + best.evals_best,
         iterations=sum(r.iterations for r in results), step_bound_hits=sum(r.step_bound_hits for r in results),
         extra={**last.extra, "runs": records})
 

@@ -65,9 +65,16 @@ def raw_baseline(f: np.ndarray) -> np.ndarray:
     if not finite.any():
         return np.zeros_like(f)
     f = np.where(finite, f, f[finite].max())
-    std = f.std()
-    if std == 0.0:
+    if f.max() == f.min():
         return np.zeros_like(f)
+    with np.errstate(over="ignore", under="ignore"):
+        std = f.std()
+    if not (np.isfinite(std) and std > 0):
+        # values near the float range's ends (±1e308 overflow the variance, 1e-320 underflows it):
+        # the utilities do not depend on the scale, so divide it out first (rarely needed, so the
+        # usual case keeps its exact rounding)
+        f = f / np.abs(f).max()
+        std = f.std()
     return -(f - f.mean()) / (len(f) * std)
 
 

@@ -10,61 +10,27 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from es_ngd.backend import Array, Backend, get_backend
+from es_ngd.evolution_path import RankOnePath
+from es_ngd.fitness import real_array
 from es_ngd.groups import MatrixGroup, make_group
 from es_ngd.groups.base import Factor
+from es_ngd.options import MAX_POPSIZE, OPTION_NAMES, Options, _is_number, _merge_options, make_options  # noqa: F401  (importable from here too)
 from es_ngd.population import Population
-from es_ngd.shaping import Shaper, get_shaper
-from es_ngd.termination import Termination, TerminationOptions
+from es_ngd.shaping import Shaper, get_shaper, xnes_utilities
+from es_ngd.step_size import ControlState, Generation, StepSizeControl, make_step_size
+from es_ngd.termination import Termination
 
-
-@dataclass(frozen=True)
-class Options(TerminationOptions):
-    """Every option of :class:`NGDES` and :func:`es_ngd.optimize`, with its default.
-
-    Learning rates left as ``None`` take the group's default ``η_B`` (MATH.md §2: xNES's
-    ``(9 + 3 ln p)/(5 p^{3/2})`` for dense and triangular, SNES's ``(3 + ln p)/(5 √p)`` for diag,
-    in between for the block groups), and ``lr_sigma`` takes the same value as ``lr_factor``.
-    """
-
-    mirrored: bool = False  #: sample ``z, −z`` pairs (standard for policy search)
-    lr_mean: float = 1.0  #: η_μ
-    lr_sigma: float | None = None  #: η_σ (default: the group's η_B)
-    lr_factor: float | None = None  #: η_B (default: the group's η_B)
-    entropy_weight: float = 0.0  #: γ, the weight of ``E[log q]`` (adds to the σ step only)
-    shaping: str | Shaper = "xnes"  #: "xnes", "centered_ranks", "raw" or a callable f → u
-    max_step: float = 1.0  #: bound on ``‖η_B M‖₂`` per step (MATH.md §5); counted when it acts
-    nonfinite: str = "rank_last"  #: NaN/inf fitness: "rank_last" (with a warning) or "raise"
-    accept_injected: bool = False  #: let ``tell`` take rows that ``ask`` did not produce (pycma's inject)
-    dtype: str = "float64"  #: array dtype of the backend
-    device: str | None = None  #: torch device ("cpu", "cuda", ...)
-    shape: tuple[int, int] | None = None  #: matrix shape of x, for Kronecker structures
-
-
-OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(Options))
-
-
-def make_options(**options: Any) -> Options:
-    unknown = set(options) - OPTION_NAMES
-    if unknown:
-        raise TypeError(f"unknown option(s) {sorted(unknown)}; valid options: {sorted(OPTION_NAMES)}")
-    opts = Options(**options)
-    for name in ("lr_mean", "lr_sigma", "lr_factor", "max_step"):
-        value = getattr(opts, name)
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    if not (math.isfinite(opts.entropy_weight) and opts.entropy_weight >= 0):
-        raise ValueError(f"entropy_weight must be >= 0, got {opts.entropy_weight!r}")
-    if opts.nonfinite not in ("rank_last", "raise"):
-        raise ValueError(f"nonfinite must be 'rank_last' or 'raise', got {opts.nonfinite!r}")
-    get_shaper(opts.shaping)  # validates the name
-    return opts
+#: with verbose > 0, tell() prints a progress line at iterations 1, 2, 3 and every this many (pycma's verb_disp)
+DISP_EVERY = 100
 
 
 @dataclass(frozen=True)
@@ -80,11 +46,18 @@ class State:
     step_bound_hits: int = 0  #: generations in which the step bound of MATH.md §5 acted
     fbest: float = math.inf
     xbest: np.ndarray | None = None
+    evals_best: int = 0  #: ``evaluations`` when ``xbest`` was evaluated (pycma's ``evals_best``)
+    step_size: ControlState = field(default_factory=dict)  #: the step-size controller's state (e.g. ``p_σ``)
+    evolution_path: Array | None = None  #: ``p_c`` of the rank-one term, when it is on
 
 
 @dataclass(frozen=True)
 class Result:
-    """What :attr:`NGDES.result` and :func:`es_ngd.optimize` return (arrays on the host)."""
+    """What :attr:`NGDES.result` and :func:`es_ngd.optimize` return (arrays on the host).
+
+    The names pycma's ``CMAEvolutionStrategy.result`` has mean the same here: ``xbest``, ``fbest``,
+    ``evals_best``, ``evaluations``, ``iterations``, ``xfavorite`` (the mean), ``stds`` and ``stop``.
+    """
 
     xbest: np.ndarray | None
     fbest: float
@@ -95,6 +68,13 @@ class Result:
     stop: dict[str, Any]
     step_bound_hits: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    evals_best: int = 0  #: the evaluation count at which ``xbest`` was evaluated (0: none yet)
+    stds: np.ndarray | None = None  #: per-coordinate standard deviations ``σ·sqrt(diag S)`` of the search
+
+    @property
+    def xfavorite(self) -> np.ndarray:
+        """pycma's name for the distribution's mean, its best estimate of the optimum."""
+        return self.mean
 
 
 @dataclass(frozen=True)
@@ -104,25 +84,58 @@ class LearningRates:
     factor: float
 
 
-def natural_gradient_step(state: State, group: MatrixGroup, z: Array, u: Array, rates: LearningRates,
-                          *, entropy_weight: float = 0.0, max_step: float = 1.0) -> tuple[State, bool]:
-    """One exact natural-gradient step from noise rows ``z`` and utilities ``u`` (MATH.md §2).
+def natural_gradient_step(state: State, group: MatrixGroup, z: Array, utilities: np.ndarray, rates: LearningRates,
+                          control: StepSizeControl, *, fitness: np.ndarray | None = None, has_test_pair: bool = False,
+                          rank_one: RankOnePath | None = None, entropy_weight: float = 0.0,
+                          max_step: float = 1.0) -> tuple[State, bool]:
+    """One generation's update from noise rows ``z`` and utilities ``u`` (MATH.md §2).
 
+    The mean moves by ``η_μ σ B⁻ᵀ Σ uᵢ zᵢ``, B by the exact natural gradient of the trace-free part of
+    G (plus the rank-one term when ``rank_one`` is given), and σ as ``control`` decides.
     Returns the new state (counters untouched) and whether the step bound acted.
     """
-    p = group.dim
+    p, backend = group.dim, group.backend
+    u = backend.asarray(utilities)
     g_delta = u @ z
-    trace_part = float(u @ group.backend.xp.einsum("ij,ij->i", z, z)) / p  # tr(G)/p, forming neither G nor z²
+    trace_part = float(u @ backend.xp.einsum("ij,ij->i", z, z)) / p  # tr(G)/p, forming neither G nor z²
     mean = state.mean + (rates.mean * state.sigma) * group.sample(state.factor, g_delta[None, :])[0]
-    sigma = state.sigma * math.exp(0.5 * rates.sigma * (trace_part + entropy_weight))
+    fitness = -utilities if fitness is None else fitness  # the same ranks
+    selected_step = _selected_step(backend, z, utilities, fitness, g_delta)
+    generation = Generation(g_delta=g_delta, selected_step=selected_step, trace_part=trace_part, utilities=utilities,
+                            fitness=fitness, has_test_pair=has_test_pair,
+                            mean_before=state.mean, sigma_rate=rates.sigma)
+    sigma, control_state = control.update(state.step_size, state.sigma, generation)
+    if entropy_weight:
+        sigma *= math.exp(0.5 * rates.sigma * entropy_weight)
     direction = group.natural_direction(z, u, trace_part)  # C ⊙ κ(G − G_σ I)
+    path = state.evolution_path
+    if rank_one is not None:
+        stalled = control.stalls_evolution_path(control_state, state.iterations + 1)
+        extra, path = rank_one.step(path, group, state.factor, None if stalled else selected_step, rates.factor)
+        direction = {key: direction[key] + extra[key] for key in direction}  # tangents form a vector space
     step = -rates.factor
     size = rates.factor * group.magnitude(direction)
     bounded = size > max_step
     if bounded:
         step *= max_step / size
     factor = group.retract(state.factor, direction, step)
-    return dataclasses.replace(state, mean=mean, sigma=sigma, factor=factor), bounded
+    return dataclasses.replace(state, mean=mean, sigma=sigma, factor=factor, step_size=control_state,
+                               evolution_path=path), bounded
+
+
+def _selected_step(backend: Backend, z: Array, utilities: np.ndarray, fitness: np.ndarray,
+                   g_delta: Array) -> Array | None:
+    """``Σ rᵢ zᵢ / √Σrᵢ²`` with ``r`` the xNES utilities of the fitness ranks: the evolution paths' input.
+
+    Rank-based whatever the shaping, as CMA-ES's recombination is (see :class:`~es_ngd.step_size.CSA`);
+    with the default xNES shaping it is ``g_δ`` itself, so nothing is computed twice.
+    """
+    ranked = xnes_utilities(fitness)
+    spread = float(np.sqrt((ranked**2).sum()))
+    if spread == 0.0:  # all fitness values tied
+        return None
+    step = g_delta if np.array_equal(ranked, utilities) else backend.asarray(ranked) @ z
+    return step / spread
 
 
 def _check_x0(x0: Any) -> tuple[np.ndarray, tuple[int, int] | None]:
@@ -152,7 +165,15 @@ class NGDES:
     def __init__(self, x0: Any, sigma0: float, structure: str | MatrixGroup = "diag",
                  popsize: int | None = None, seed: int | None = None, backend: str | Backend = "numpy",
                  **options: Any) -> None:
+        if isinstance(structure, Mapping):
+            # pycma's CMAEvolutionStrategy(x0, sigma0, inopts): the third argument is the options dict
+            options = _merge_options(dict(structure), options)
+            structure = options.pop("structure", "diag")
+            popsize, seed = options.pop("popsize", popsize), options.pop("seed", seed)
+            backend = options.pop("backend", backend)
         x0_arr, x0_shape = _check_x0(x0)
+        if isinstance(sigma0, (bool, np.bool_)):
+            raise TypeError(f"sigma0 must be a number, got {sigma0!r}")
         try:
             sigma0 = float(sigma0)
         except (TypeError, ValueError):
@@ -164,7 +185,7 @@ class NGDES:
         self.popsize = self._check_popsize(4 + int(3 * math.log(self.dim)) if popsize is None else popsize)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy)
-        if int(seed) != seed or seed < 0:
+        if not _is_number(seed) or int(seed) != seed or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = int(seed)
         self.backend = get_backend(backend, dtype=self.options.dtype, device=self.options.device)
@@ -176,16 +197,28 @@ class NGDES:
             factor=self.options.lr_factor or self.group.default_learning_rate,
         )
         self.shaper = get_shaper(self.options.shaping)
-        self.state = State(mean=self.backend.asarray(x0_arr), sigma=sigma0, factor=self.group.identity())
+        self.step_size = make_step_size(self.options.step_size, self.dim, self.popsize)
+        self.rank_one = RankOnePath(self.dim, self.popsize) if self.options.rank_one else None
+        self.state = State(mean=self.backend.asarray(x0_arr), sigma=sigma0, factor=self.group.identity(),
+                           step_size=self.step_size.initial_state(self.backend),
+                           evolution_path=None if self.rank_one is None else self.rank_one.initial_path(
+                               self.backend, self.dim))
         self.termination = Termination(self.options, self.dim, self.popsize)
         self._pending: tuple[Population, Array, Array] | None = None
         self._numerical_error: str | None = None
         self._stop_cache: tuple[int, dict[str, Any]] | None = None
+        self._disp_started: float | None = None  # time of the first disp() line
+        self._last_best: float | None = None  # best f of the newest generation (for disp)
 
-    @staticmethod
-    def _check_popsize(n: Any) -> int:
-        if isinstance(n, bool) or int(n) != n or n < 2:
-            raise ValueError(f"population size must be an integer >= 2, got {n!r}")
+    def _check_popsize(self, n: Any) -> int:
+        """``n`` as a population size for this strategy, or a ``ValueError`` that says why not."""
+        if not _is_number(n) or not math.isfinite(n) or int(n) != n or not 2 <= n <= MAX_POPSIZE:
+            raise ValueError(f"population size must be an integer in [2, {MAX_POPSIZE}], got {n!r}")
+        if n < 3 and self.options.mirrored:
+            # the two candidates z and -z get utilities u and -u, so Σ uᵢ zᵢzᵢᵀ = 0: neither the
+            # shape of the distribution nor σ can adapt, and the search freezes
+            raise ValueError("mirrored=True needs a population size >= 3 (got 2): a single mirrored pair gets "
+                             "opposite utilities that cancel in the covariance and step-size updates")
         return int(n)
 
     # -- ask -------------------------------------------------------------------------------------
@@ -194,8 +227,13 @@ class NGDES:
         n = self.popsize if n is None else self._check_popsize(n)
         s = self.state
         population = Population(mean=s.mean, sigma=s.sigma, factor=s.factor, group=self.group, seed=self.seed,
-                                ask_id=s.asks, size=n, mirrored=self.options.mirrored)
+                                ask_id=s.asks, size=n, mirrored=self.options.mirrored,
+                                test_direction=self.step_size.test_direction(s.step_size, self.group, s.factor, s.mean))
         z, x = population.noise_and_candidates()
+        if isinstance(x, np.ndarray):
+            # the population's own rows: read-only, so that whoever holds population.candidates() cannot
+            # change what tell() compares against (torch tensors have no such flag; ask() hands out copies)
+            x.flags.writeable = False
         population = dataclasses.replace(population, cache=x)
         self.state = dataclasses.replace(s, asks=s.asks + 1)
         self._pending = (population, z, x)
@@ -205,24 +243,29 @@ class NGDES:
         """``n`` (default: the population size) new candidates as an ``(n, p)`` array.
 
         A second ``ask`` before ``tell`` replaces the first: ``tell`` must answer the last one.
+        The array is the caller's own copy: editing it (clipping into a box, say) is allowed, and
+        ``tell`` then sees rows that ``ask`` did not produce (an error, or injected points with
+        ``accept_injected=True``).
         """
-        return self.ask_population(n).candidates()
+        return self.backend.copy(self.ask_population(n).candidates())
 
     # -- tell ------------------------------------------------------------------------------------
     def tell(self, X: Any, f: Any) -> None:
         """Update from the candidates ``X`` of the last :meth:`ask` and their fitness ``f`` (minimised).
 
         Raises ``ValueError`` (leaving the strategy exactly as it was) on wrong shapes, rows that
-        the last ``ask`` did not produce (unless ``accept_injected``), or non-finite fitness with
-        ``nonfinite="raise"``. With the default ``nonfinite="rank_last"``, NaN/inf values rank last
-        and a warning names how many there were.
+        the last ``ask`` did not produce (compared by value, so an array edited in place counts;
+        unless ``accept_injected``), or non-finite fitness with ``nonfinite="raise"``, and
+        ``TypeError`` on fitness that is not real numbers (complex, None, booleans, masked arrays).
+        With the default ``nonfinite="rank_last"``, NaN/inf values rank last and a warning names
+        how many there were.
         """
         if self._pending is None:
             raise RuntimeError("tell() needs a preceding ask(): there are no candidates awaiting fitness")
         population, z_asked, x_asked = self._pending
         n, p = population.size, self.dim
         fit = self._check_fitness(f, n)
-        z = self._noise_of(X, z_asked, x_asked, (n, p))
+        X, z = self._noise_of(X, z_asked, x_asked, (n, p))
 
         nonfinite = ~np.isfinite(fit)
         if nonfinite.any():
@@ -233,13 +276,20 @@ class NGDES:
                           RuntimeWarning, stacklevel=2)
             fit = np.where(nonfinite, np.inf, fit)
         utilities = np.asarray(self.shaper(fit), dtype=float)
-        if utilities.shape != (n,) or not np.isfinite(utilities).all():
-            raise ValueError(f"fitness shaping must return {n} finite utilities, got shape {utilities.shape}")
+        if utilities.shape != (n,):
+            raise ValueError(f"fitness shaping must return {n} utilities, got shape {utilities.shape}")
+        if not np.isfinite(utilities).all():
+            raise ValueError(f"fitness shaping returned non-finite utilities {utilities.tolist()} for the fitness "
+                             f"values {fit.tolist()}")
 
         old = self.state
-        new, bounded = natural_gradient_step(old, self.group, z, self.backend.asarray(utilities), self.rates,
-                                             entropy_weight=self.options.entropy_weight,
-                                             max_step=self.options.max_step)
+        try:
+            new, bounded = natural_gradient_step(old, self.group, z, utilities, self.rates, self.step_size,
+                                                 fitness=fit, has_test_pair=population.test_direction is not None,
+                                                 rank_one=self.rank_one, entropy_weight=self.options.entropy_weight,
+                                                 max_step=self.options.max_step)
+        except OverflowError:  # math.exp of a huge σ change (say, entropy_weight=1e300): a non-finite σ
+            new, bounded = dataclasses.replace(old, sigma=math.inf), False
         if not (math.isfinite(new.sigma) and new.sigma > 0 and math.isfinite(self.group.logdet(new.factor))
                 and bool(self.backend.xp.isfinite(new.mean).all())):
             # a collapsed or overflowing search is a reason to stop, not a crash: keep the old distribution
@@ -253,37 +303,47 @@ class NGDES:
             evaluations=old.evaluations + n,
             step_bound_hits=old.step_bound_hits + int(bounded),
             fbest=float(fit[best]) if improved else old.fbest,
-            xbest=self.backend.to_numpy(x_asked[best] if X is x_asked else self.backend.asarray(X)[best]).copy()
-            if improved else old.xbest,
+            xbest=self.backend.to_numpy(X[best]).copy() if improved else old.xbest,
+            evals_best=old.evaluations + best + 1 if improved else old.evals_best,
         )
         self.termination.record(fit)
         self._pending = None
+        self._last_best = float(fit[best])
+        iterations = self.state.iterations
+        if self.options.verbose > 0 and (iterations <= 3 or iterations % DISP_EVERY == 0):
+            self.disp()
 
     @staticmethod
     def _check_fitness(f: Any, n: int) -> np.ndarray:
-        if hasattr(f, "detach"):
-            f = f.detach().cpu().numpy()
         try:
-            fit = np.asarray(f, dtype=float).reshape(-1) if np.ndim(f) <= 1 else None
-        except (TypeError, ValueError):
-            raise TypeError("fitness values must be real numbers") from None
-        if fit is None or fit.shape != (n,):
+            fit = real_array(f)  # complex, None, booleans, strings and masked arrays are refused here
+        except ValueError:  # a ragged list
+            raise TypeError(f"fitness values must be {n} real numbers, got {f!r:.200}") from None
+        if fit.ndim > 1 or fit.size != n:
             raise ValueError(f"expected {n} fitness values (one per row of the last ask), got shape {np.shape(f)}")
-        return fit
+        return fit.reshape(-1)
 
-    def _noise_of(self, X: Any, z_asked: Array, x_asked: Array, shape: tuple[int, int]) -> Array:
-        """The standard normal rows behind ``X``: the asked ones, or (injected) ``B(x − μ)/σ``."""
-        if X is x_asked:
-            return z_asked
+    def _noise_of(self, X: Any, z_asked: Array, x_asked: Array, shape: tuple[int, int]) -> tuple[Array, Array]:
+        """``X`` as a backend array, and the standard normal rows behind it: the asked ones, or
+        (injected) ``B(x − μ)/σ``.
+
+        Rows are compared by value, never by identity: an array edited in place after ``ask`` is
+        still the same object but no longer holds the asked points (one vectorised comparison).
+        """
         X = self.backend.asarray(X)
         if tuple(X.shape) != shape:
             raise ValueError(f"X must have shape {shape} like the last ask(), got {tuple(X.shape)}")
-        same_rows = self.backend.to_numpy((X == x_asked).all(1))
+        equal = X == x_asked
+        same_rows = self.backend.to_numpy(equal.all(1))
+        if not same_rows.all():  # NaN candidates (from an overflowing σ) are equal to themselves here
+            xp = self.backend.xp
+            same_rows = self.backend.to_numpy((equal | (xp.isnan(X) & xp.isnan(x_asked))).all(1))
         if same_rows.all():
-            return z_asked
+            return X, z_asked
         if not self.options.accept_injected:
-            raise ValueError(f"rows {np.flatnonzero(~same_rows).tolist()} of X are not those of the last ask(); "
-                             "tell() must answer the last ask (pass accept_injected=True to inject points)")
+            raise ValueError(f"rows {np.flatnonzero(~same_rows).tolist()} of X are not those of the last ask() "
+                             "(edited after ask?); tell() must answer the last ask with its own rows "
+                             "(pass accept_injected=True to tell changed rows as injected points)")
         if not bool(self.backend.xp.isfinite(X).all()):
             raise ValueError("injected rows of X must be finite")
         s = self.state
@@ -293,7 +353,7 @@ class NGDES:
         norms = (z * z).sum(1) ** 0.5
         scale = self.backend.asarray(np.minimum(1.0, limit / np.maximum(self.backend.to_numpy(norms), 1e-300)))
         mask = self.backend.asarray(same_rows.astype(float))[:, None]
-        return mask * z_asked + (1.0 - mask) * z * scale[:, None]
+        return X, mask * z_asked + (1.0 - mask) * z * scale[:, None]
 
     # -- stop and result -------------------------------------------------------------------------
     def stop(self) -> dict[str, Any]:
@@ -318,7 +378,24 @@ class NGDES:
         s = self.state
         return Result(xbest=s.xbest, fbest=s.fbest, evaluations=s.evaluations, iterations=s.iterations,
                       mean=self.backend.to_numpy(s.mean).copy(), sigma=s.sigma, stop=self.stop(),
-                      step_bound_hits=s.step_bound_hits)
+                      step_bound_hits=s.step_bound_hits, evals_best=s.evals_best, stds=self._stds())
+
+    def _stds(self) -> np.ndarray:
+        return self.state.sigma * np.sqrt(self.backend.to_numpy(self.group.variances(self.state.factor)))
+
+    def disp(self) -> None:
+        """Print one pycma-like progress line (a header first): iteration, evaluations, the last
+        generation's best f, axis ratio ``sqrt(cond S)``, σ, min and max standard deviation, time."""
+        s = self.state
+        if self._disp_started is None:
+            self._disp_started = time.monotonic()
+            print("Iterat #Fevals   function value  axis ratio  sigma  min&max std  t[m:s]")
+        minutes, seconds = divmod(time.monotonic() - self._disp_started, 60)
+        stds = self._stds()
+        axis_ratio = math.sqrt(max(float(self.group.condition_number(s.factor)), 1.0))
+        f = s.fbest if self._last_best is None else self._last_best
+        print(f"{s.iterations:6d} {s.evaluations:7d} {f:+.15e} {axis_ratio:7.1e} {s.sigma:8.2e} "
+              f"{stds.min():6.0e} {stds.max():6.0e} {int(minutes)}:{seconds:04.1f}")
 
     # -- checkpoints (es_ngd/checkpoint.py has the format and the decisions) ----------------------
     def state_dict(self) -> dict[str, Any]:

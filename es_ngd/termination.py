@@ -25,6 +25,7 @@ class TerminationOptions:
     max_condition: float = 1e14  #: stop when the condition number of S exceeds this
     tolstagnation: int | None = None  #: window (generations); default ``100 + 100 p^{3/2} / n``
     tolflatfitness: int = 1  #: generations of all-equal fitness tolerated before stopping
+    tolnonfinite: int = 3  #: stop after this many generations in a row with no finite fitness value
 
 
 class Termination:
@@ -39,6 +40,7 @@ class Termination:
         self.best_history: deque[float] = deque(maxlen=self.stagnation_window)
         self.median_history: deque[float] = deque(maxlen=self.stagnation_window)
         self.flat_generations = 0
+        self.nonfinite_generations = 0  #: generations in a row with no finite fitness value
         self.last_worst = math.inf  #: worst finite value of the newest generation
 
     def record(self, f: np.ndarray) -> None:
@@ -46,7 +48,14 @@ class Termination:
         finite = np.sort(f[np.isfinite(f)])  # sorting 10–1000 values costs less than np.median's checks
         m = finite.size
         if m == 0:
+            # Nothing to rank: the step was zero and the next generation samples the same distribution,
+            # so such a run would go on for ever. It counts as a generation without progress for the
+            # stagnation window, and `tolnonfinite` of them in a row stop the run.
+            self.nonfinite_generations += 1
+            self.best_history.append(math.inf)
+            self.median_history.append(math.inf)
             return
+        self.nonfinite_generations = 0
         best, worst = float(finite[0]), float(finite[-1])
         self.recent_best.append(best)
         self.best_history.append(best)
@@ -82,6 +91,9 @@ class Termination:
             stop["condition"] = opts.max_condition
         if self._stagnated():
             stop["tolstagnation"] = self.stagnation_window
+        if self.nonfinite_generations >= opts.tolnonfinite:
+            stop["nonfinite"] = (f"the last {self.nonfinite_generations} generations had no finite fitness value "
+                                 "(every f was NaN or inf): check the objective and sigma0")
         if numerical_error:
             stop["numerical"] = numerical_error
         return stop
@@ -105,14 +117,35 @@ class Termination:
     def state_dict(self) -> dict[str, Any]:
         return {"recent_best": list(self.recent_best), "best_history": list(self.best_history),
                 "median_history": list(self.median_history), "flat_generations": self.flat_generations,
-                "last_worst": self.last_worst}
+                "last_worst": self.last_worst, "nonfinite_generations": self.nonfinite_generations}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.recent_best = deque(state["recent_best"], maxlen=self.tolfun_window)
-        self.best_history = deque(state["best_history"], maxlen=self.stagnation_window)
-        self.median_history = deque(state["median_history"], maxlen=self.stagnation_window)
-        self.flat_generations = int(state["flat_generations"])
+        """Restore :meth:`state_dict` output; ``ValueError`` (changing nothing) if a value is malformed."""
+        histories = {name: _real_list(state, name) for name in ("recent_best", "best_history", "median_history")}
+        counters = {name: state.get(name, 0) for name in ("flat_generations", "nonfinite_generations")}
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in counters.values()):
+            raise ValueError(f"termination counters must be non-negative integers, got {counters}")
         if "last_worst" in state:
-            self.last_worst = float(state["last_worst"])
+            last_worst = _real(state["last_worst"], "last_worst")
         else:  # written by es_ngd 0.1.0, which kept the range itself: recover an equivalent worst value
-            self.last_worst = float(state["last_range"]) + min(self.recent_best, default=0.0)
+            last_worst = _real(state["last_range"], "last_range") + min(histories["recent_best"], default=0.0)
+        self.recent_best = deque(histories["recent_best"], maxlen=self.tolfun_window)
+        self.best_history = deque(histories["best_history"], maxlen=self.stagnation_window)
+        self.median_history = deque(histories["median_history"], maxlen=self.stagnation_window)
+        self.flat_generations = counters["flat_generations"]
+        self.nonfinite_generations = counters["nonfinite_generations"]
+        self.last_worst = last_worst
+
+
+def _real(value: Any, name: str) -> float:
+    """A recorded fitness statistic: a real number, possibly inf, never NaN."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise ValueError(f"termination entry {name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _real_list(state: dict[str, Any], name: str) -> list[float]:
+    values = state[name]
+    if not isinstance(values, list):
+        raise ValueError(f"termination entry {name} must be a list of numbers, got {type(values).__name__}")
+    return [_real(value, name) for value in values]

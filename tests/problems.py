@@ -42,10 +42,11 @@ def diagonal_plus_low_rank_hessian(p: int, k: int, seed: int) -> np.ndarray:
     return np.diag(10 ** rng.uniform(0, 2, p)) + u @ np.diag(10 ** rng.uniform(3, 4, k)) @ u.T
 
 
-def diagonal_minus_low_rank_hessian(p: int, k: int, seed: int) -> np.ndarray:
+def diagonal_minus_low_rank_hessian(p: int, k: int, seed: int, strength: tuple[float, float] = (1, 2)) -> np.ndarray:
     """A Hessian that is diagonal plus a (negative) rank-k term, i.e. whose inverse is diagonal plus
-    a positive rank-k term: the low-rank + diagonal *covariance* that ``up:K`` (like VkD-CMA) models."""
+    a positive rank-k term: the low-rank + diagonal *covariance* that ``up:K`` (like VkD-CMA) models.
+    The rank-k term's eigenvalues are ``10^U(strength)``; the diagonal's ``10^U(−1, 1)``."""
     rng = np.random.default_rng(seed)
     v = np.linalg.qr(rng.standard_normal((p, k)))[0]
-    covariance = np.diag(10 ** rng.uniform(-1, 1, p)) + v @ np.diag(10 ** rng.uniform(1, 2, k)) @ v.T
+    covariance = np.diag(10 ** rng.uniform(-1, 1, p)) + v @ np.diag(10 ** rng.uniform(*strength, k)) @ v.T
     return np.linalg.inv(covariance)

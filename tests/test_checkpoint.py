@@ -41,14 +41,30 @@ def assert_same_state(a: es_ngd.NGDES, b: es_ngd.NGDES) -> None:
     for name in ("iterations", "evaluations", "asks", "step_bound_hits", "fbest"):
         assert getattr(a.state, name) == getattr(b.state, name), name
     assert same_bits(a.state.xbest, b.state.xbest)
+    assert a.state.step_size.keys() == b.state.step_size.keys()
+    for key, value in a.state.step_size.items():  # the controller's state (p_σ, TPA's s and last mean)
+        other = b.state.step_size[key]
+        if a.backend.is_array(value):
+            assert same_bits(to_np(value), to_np(other)), key
+        else:
+            assert value == other, key
+    assert (a.state.evolution_path is None) == (b.state.evolution_path is None)
+    if a.state.evolution_path is not None:
+        assert same_bits(to_np(a.state.evolution_path), to_np(b.state.evolution_path))
 
 
+CONTROLLERS = [{"step_size": "csa", "rank_one": False}, {"step_size": "csa", "rank_one": True},
+               {"step_size": "tpa", "rank_one": True}, {"step_size": "xnes", "rank_one": False}]
+
+
+@pytest.mark.parametrize("control", CONTROLLERS, ids=lambda c: f"{c['step_size']}-r{int(c['rank_one'])}")
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize("structure", ["diag", "dense", "up:2"])
-def test_save_load_continue_is_bit_identical(tmp_path, backend, structure):
+def test_save_load_continue_is_bit_identical(tmp_path, backend, structure, control):
     if backend == "torch":
         pytest.importorskip("torch")
-    make = lambda: es_ngd.NGDES(np.zeros(P), 0.7, structure=structure, seed=11, backend=backend)  # noqa: E731
+    make = lambda: es_ngd.NGDES(np.zeros(P), 0.7, structure=structure, seed=11, backend=backend,  # noqa: E731
+                                **control)
     uninterrupted, interrupted = make(), make()
     for _ in range(8):
         step(uninterrupted)

@@ -74,14 +74,17 @@ def test_natural_direction_keeps_only_the_pattern_with_its_scaling() -> None:
     np.testing.assert_allclose(m, expected, atol=1e-12)
 
 
+@pytest.mark.parametrize("control", [{"step_size": "csa", "rank_one": True}, {"step_size": "csa", "rank_one": False},
+                                     {"step_size": "tpa", "rank_one": True}, {"step_size": "xnes", "rank_one": False}],
+                         ids=lambda c: f"{c['step_size']}-r{int(c['rank_one'])}")
 @pytest.mark.parametrize(("block", "reference"), [("up:0", "diag"), ("low:0", "diag"), ("up:8", "dense"),
                                                   ("low:8", "dense")])
-def test_block_groups_reduce_to_diag_and_dense_step_for_step(block: str, reference: str) -> None:
+def test_block_groups_reduce_to_diag_and_dense_step_for_step(block: str, reference: str, control: dict) -> None:
     def f(x: np.ndarray) -> float:
         return float(np.sum(np.arange(1, 9) * (x - 0.3) ** 2) + 0.5 * x[0] * x[1])
 
-    a = es_ngd.NGDES(np.ones(8), 0.7, structure=block, seed=11)
-    b = es_ngd.NGDES(np.ones(8), 0.7, structure=reference, seed=11)
+    a = es_ngd.NGDES(np.ones(8), 0.7, structure=block, seed=11, **control)
+    b = es_ngd.NGDES(np.ones(8), 0.7, structure=reference, seed=11, **control)
     assert a.rates == b.rates
     for _ in range(40):
         xa, xb = a.ask(), b.ask()

@@ -34,6 +34,8 @@ SMALL = [
     ("sparse:2,1", 5), ("sparse:1,3", 5), ("sparse:3,0", 6), ("sparse:0,5", 5),
     ("kron(dense,dense)", 6), ("kron(tril,low:1)", 6), ("kron(diag,dense)", 6),
     ("kron(toeplitz,hier:1,1)", 6), ("kron(sparse:1,1,triu)", 6),
+    ("product(dense@2,diag@3)", 5), ("product(kron(tril,tril)@2x2,diag@2)", 6), ("product(up:1@3,hier:1,1@3)", 6),
+    ("product(diag@2,diag@3)", 5),
 ]
 
 
@@ -94,7 +96,8 @@ def test_num_parameters_is_the_dimension_of_the_subalgebra(structure: str, p: in
 
 # -- (2) closure and invertibility -------------------------------------------------------------------
 CLOSURE = [("hier:2,3", 8), ("hier:0,3", 6), ("hier:3,0", 6), ("hier:3,4", 7), ("hier-up:2,3", 8),
-           ("hier-up:3,4", 7), ("toeplitz", 7), ("sparse:3,2", 8), ("sparse:3,0", 6), ("sparse:0,6", 6)]
+           ("hier-up:3,4", 7), ("toeplitz", 7), ("sparse:3,2", 8), ("sparse:3,0", 6), ("sparse:0,6", 6),
+           ("product(tril@3,up:1@3,diag@2)", 8), ("product(dense@4,low:2@4)", 8)]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -134,7 +137,8 @@ def test_kronecker_retraction_is_the_product_of_the_factor_retractions(structure
 
 # -- (3) sampling, whitening, variances, condition number, magnitude -------------------------------
 # groups whose condition number is exact: no coupling block outside the blocks whose spectrum is used
-EXACT_CONDITION = {"kron(dense,dense)", "kron(diag,dense)", "hier:0,0", "sparse:0,5", "sparse:0,6"}
+EXACT_CONDITION = {"kron(dense,dense)", "kron(diag,dense)", "hier:0,0", "sparse:0,5", "sparse:0,6",
+                   "product(diag@2,diag@3)"}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -225,7 +229,8 @@ def test_numpy_and_torch_backends_agree(structure: str, p: int) -> None:
 # -- (6) the search distribution -------------------------------------------------------------------------
 @pytest.mark.parametrize(("structure", "p"), [("hier:1,2", 6), ("hier-up:2,1", 6), ("toeplitz", 6),
                                               ("sparse:2,2", 6), ("kron(dense,dense)", 6),
-                                              ("kron(hier:1,1,low:1)", 6)])
+                                              ("kron(hier:1,1,low:1)", 6),
+                                              ("product(kron(dense,dense)@2x2,up:1@3)", 7)])
 def test_sample_covariance_matches_search_distribution(structure: str, p: int) -> None:
     options = {"shape": KRON_SHAPE} if structure.startswith("kron") else {}
     es = strategy_moved_off_the_identity(structure, p, **options)

@@ -67,9 +67,9 @@ def sphere(x) -> float:
     return float(np.sum(np.asarray(x) ** 2))
 
 
-def run(evaluator, generations: int = 4, structure: str = "dense", popsize: int = 20, seed: int = 7):
+def run(evaluator, generations: int = 4, structure: str = "dense", popsize: int = 20, seed: int = 7, **options):
     """Fitness of every generation and the final mean of a short ask/tell run."""
-    es = NGDES(np.linspace(-1.0, 1.0, 6), 0.5, structure=structure, popsize=popsize, seed=seed)
+    es = NGDES(np.linspace(-1.0, 1.0, 6), 0.5, structure=structure, popsize=popsize, seed=seed, **options)
     history, rows = [], []
     for _ in range(generations):
         population = es.ask_population()
@@ -80,11 +80,12 @@ def run(evaluator, generations: int = 4, structure: str = "dense", popsize: int 
     return np.array(history), es.mean.copy(), rows
 
 
-@pytest.mark.parametrize("chunk_size", [None, 1])  # one row alone: BLAS takes another path than for many
-def test_same_numbers_as_serial(chunk_size):
-    serial_fitness, serial_mean, _ = run(SerialEvaluator(sphere))
+@pytest.mark.parametrize(("chunk_size", "step_size"), [(None, "csa"), (1, "csa"), (1, "tpa")])
+def test_same_numbers_as_serial(chunk_size, step_size):
+    # one row alone (chunk_size=1): BLAS takes another path than for many; TPA: workers rebuild its test pair
+    serial_fitness, serial_mean, _ = run(SerialEvaluator(sphere), step_size=step_size, rank_one=True)
     with RayEvaluator(sphere, num_workers=3, chunk_size=chunk_size, num_cpus=CPUS_PER_WORKER) as evaluator:
-        ray_fitness, ray_mean, _ = run(evaluator)
+        ray_fitness, ray_mean, _ = run(evaluator, step_size=step_size, rank_one=True)
         assert evaluator.stats.evaluations == serial_fitness.size
     assert np.array_equal(ray_fitness, serial_fitness)  # every evaluation, bit for bit
     assert np.array_equal(ray_mean, serial_mean)

@@ -103,4 +103,4 @@ def make_bbob_problem(function_id: int, dim: int, instance: int, x0_seed: int) -
     x0 = rng.uniform(-X0_HALF_WIDTH, X0_HALF_WIDTH, dim)
     return Problem(name=bbob_label(function_id), dim=dim, instance=instance,
                    evaluate=_CocoProblem(function_id, dim, instance), x0=x0,
-                   fopt=bbob_optimum(function_id, instance))
+                   fopt=bbob_optimum(function_id, instance), kind="bbob")

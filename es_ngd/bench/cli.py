@@ -26,7 +26,7 @@ from es_ngd.cli import UsageError
 
 #: options that say what to run; giving any of them (without --quick) selects the full defaults
 WHAT_TO_RUN = ("suite", "functions", "dims", "structures", "solvers", "seeds", "instances", "budget",
-               "target", "sigma0")
+               "target", "sigma0", "max_seconds")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,28 +35,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Benchmark es_ngd structures against pycma's CMA-ES, sep-CMA-ES and VkD-CMA-ES on the same\n"
         "problems, with the same starting points, step size, budget, target and seeds for every solver.\n\n"
-        "With no options it runs the quick benchmark (4 functions in p = 10, 3 seeds, about a minute on\n"
-        "2 cores). Choosing any of --suite/--functions/--dims/--structures/--solvers/--seeds/--instances/\n"
-        "--budget/--target/--sigma0 fills the others with the full defaults (all functions, p = 10,\n"
-        "5 seeds, 10000 evaluations per dimension), unless --quick is given too.")
+        "With no options it runs the quick benchmark (4 generic functions in p = 10 and 2 structured\n"
+        "problems in p = 30, 3 seeds, about a minute on 2 cores). --suite structured runs the problems\n"
+        "whose curvature has a group's structure (arrow, Kronecker, Toeplitz, sparse Cholesky, low rank),\n"
+        "each with the es_ngd structures made for it (--structures fit). Choosing any of --suite/\n"
+        "--functions/--dims/--structures/--solvers/--seeds/--instances/--budget/--target/--sigma0/\n"
+        "--max-seconds fills the others with the full defaults (all generic functions, p = 10, 5 seeds,\n"
+        "10000 evaluations per dimension; structured: all 8 problems in p = 100, 5 seeds, 2000 per\n"
+        "dimension), unless --quick is given too.")
     parser.epilog = ("examples:\n"
                      "  es-ngd bench                                   # the quick benchmark\n"
                      "  es-ngd bench --dims 10,40 --jobs 2 --out res   # full suite in p = 10 and 40\n"
                      "  es-ngd bench --functions rosenbrock --structures up:1,up:4 --solvers cma\n"
                      "  es-ngd bench --suite bbob --functions f8,f10 --dims 5,20 --instances 1-5\n"
-                     "results: a table on the terminal; results.json, summary.csv, runs.csv and one\n"
-                     "convergence_<function>_p<dim>.png per function and dimension in --out.")
+                     "  es-ngd bench --suite structured --dims 100,1000 --jobs 2 --plot-x both\n"
+                     "results: a table on the terminal; results.json, summary.csv, runs.csv, one\n"
+                     "convergence_<function>_p<dim>.png per function and dimension and ert_ratio.png in --out.")
     what = parser.add_argument_group("what to run")
-    what.add_argument("--suite", choices=("builtin", "bbob"),
-                      help="built-in functions (default) or COCO's bbob suite "
-                           "(needs: pip install coco-experiment)")
+    what.add_argument("--suite", choices=("builtin", "structured", "bbob"),
+                      help="built-in generic functions (default), the structured problems, or COCO's bbob "
+                           "suite (needs: pip install coco-experiment)")
     what.add_argument("--functions", metavar="LIST",
                       help="comma-separated function names, or 'all'; built-in: "
-                           + ", ".join(_builtin_names()) + "; bbob: f1..f24 or their names")
+                           + ", ".join(_builtin_names()) + "; structured (also allowed with the built-in "
+                           "suite): " + ", ".join(_structured_names()) + "; bbob: f1..f24 or their names")
     what.add_argument("--dims", metavar="LIST",
                       help="comma-separated dimensions, e.g. 10,40,100 (bbob: 2,3,5,10,20,40)")
     what.add_argument("--structures", metavar="LIST",
-                      help="es_ngd structures, comma-separated (default: dense,diag,up:2); "
+                      help="es_ngd structures, comma-separated (default: dense,diag,up:2,fit; structured suite: "
+                           "fit), each optionally with NGDES options as @OPTION=VALUE (e.g. dense@step_size=xnes); "
+                           "'fit': each structured problem's own structures (hier:2,3 on arrow, …); "
                            "'none' for no es_ngd run")
     what.add_argument("--solvers", metavar="LIST",
                       help="pycma variants: cma, sep-cma, vkd-cma (default: all three); "
@@ -72,18 +80,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--target", type=float, help="success when f − f_opt <= target (default 1e-8)")
     what.add_argument("--sigma0", type=float,
                       help="initial step size for every solver (default 2; x0 ~ U[-4,4]^p)")
+    what.add_argument("--max-seconds", type=float, metavar="S",
+                      help="wall-time limit per run, for every solver (default: none): at p = 1000 a full "
+                           "covariance's generations cost 10–20× a structured one's")
     what.add_argument("--quick", action="store_true",
                       help="quick defaults for every option not given (the default when no option is given)")
     how = parser.add_argument_group("how to run")
     how.add_argument("--jobs", type=int, metavar="N",
                      help="parallel runs (processes); default: the number of CPUs")
     how.add_argument("--out", metavar="DIR", help="where results go (default: ./es-ngd-bench)")
+    how.add_argument("--plot-x", choices=("evaluations", "seconds", "both"), default="evaluations",
+                     help="x axis of the convergence plots (seconds: convergence_<function>_p<dim>_seconds.png)")
 
 
 def _builtin_names() -> list[str]:
     from es_ngd.bench.functions import FUNCTIONS
 
     return list(FUNCTIONS)
+
+
+def _structured_names() -> list[str]:
+    from es_ngd.bench.structured import STRUCTURED
+
+    return list(STRUCTURED)
 
 
 # -- option parsing ------------------------------------------------------------------------------
@@ -123,12 +142,15 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 def split_structures(text: str) -> tuple[str, ...]:
     """Split ``"dense,up:2,hier:2,3"`` into structures: an integer after a comma belongs to the
-    structure before it while that one still takes arguments (``NAME:N,N`` is one structure)."""
-    from es_ngd.groups import STRUCTURES, parse_structure
+    structure before it while that one still takes arguments (``NAME:N,N`` is one structure), and
+    commas inside parentheses are part of a structure (``kron(dense,dense)``)."""
+    from es_ngd.bench.config import FIT
+    from es_ngd.bench.solvers import NGD_PREFIX, validate_solver_name
+    from es_ngd.groups import STRUCTURES
 
     structures: list[str] = []
-    for item in split_list(text):
-        if item.isdigit() and structures:
+    for item in _split_outside_parentheses(text):
+        if item.partition("@")[0].isdigit() and structures:  # "hier:2,3@rank_one=false": 3 is an argument
             name, _, args = structures[-1].partition(":")
             spec = STRUCTURES.get(name)
             if spec is not None and args and len(args.split(",")) < spec.arity:
@@ -136,11 +158,25 @@ def split_structures(text: str) -> tuple[str, ...]:
                 continue
         structures.append(item)
     for structure in structures:
+        if structure == FIT:
+            continue
         try:
-            parse_structure(structure)
+            validate_solver_name(NGD_PREFIX + structure)
         except ValueError as error:
             raise UsageError(f"--structures: {error}") from None
     return tuple(structures)
+
+
+def _split_outside_parentheses(text: str) -> list[str]:
+    pieces, depth, current = [], 0, ""
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            pieces.append(current)
+            current = ""
+        else:
+            current += char
+    return [piece.strip() for piece in [*pieces, current] if piece.strip()]
 
 
 def parse_functions(text: str, suite: str) -> tuple[str, ...]:
@@ -154,12 +190,18 @@ def parse_functions(text: str, suite: str) -> tuple[str, ...]:
         except ValueError as error:
             raise UsageError(f"--functions: {error}") from None
     from es_ngd.bench.functions import FUNCTIONS
+    from es_ngd.bench.structured import STRUCTURED
 
-    names = list(FUNCTIONS) if text.strip() == "all" else split_list(text)
-    unknown = [name for name in names if name not in FUNCTIONS]
+    own = STRUCTURED if suite == "structured" else FUNCTIONS
+    names = list(own) if text.strip() == "all" else split_list(text)
+    unknown = [name for name in names if name not in FUNCTIONS and name not in STRUCTURED]
     if unknown or not names:
         raise UsageError(f"--functions: unknown function(s) {unknown}; valid functions: "
-                         f"{', '.join(FUNCTIONS)} (or 'all'; --suite bbob for the COCO functions)")
+                         f"{', '.join(FUNCTIONS)}; structured: {', '.join(STRUCTURED)} "
+                         "(or 'all' for the suite's own; --suite bbob for the COCO functions)")
+    if suite == "structured" and (generic := [name for name in names if name not in STRUCTURED]):
+        raise UsageError(f"--functions: {generic} are generic functions; give them with the built-in suite, "
+                         "which takes structured problems too")
     return tuple(dict.fromkeys(names))
 
 
@@ -190,6 +232,7 @@ def make_config(args: argparse.Namespace) -> Any:
         settings["functions"] = parse_functions(args.functions, suite)
     if args.dims is not None:
         settings["dims"] = parse_int_list(args.dims, "dims")
+        settings["structured_dims"] = ()  # --dims applies to every problem
     if args.structures is not None:
         none = args.structures.strip() == "none"
         settings["structures"] = () if none else split_structures(args.structures)
@@ -202,16 +245,18 @@ def make_config(args: argparse.Namespace) -> Any:
             raise UsageError("--instances applies to --suite bbob only "
                              "(built-in functions: the seed is the instance)")
         settings["instances"] = parse_int_list(args.instances, "instances")
-    for name in ("budget", "target", "sigma0"):
+    for name in ("budget", "target", "sigma0", "max_seconds"):
         value = getattr(args, name)
         if value is not None and not (math.isfinite(value) and value > 0):
-            raise UsageError(f"--{name} must be a positive finite number, got {value!r}")
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive finite number, got {value!r}")
     if args.budget is not None:
         settings["budget_per_dim"] = args.budget
     if args.target is not None:
         settings["target"] = args.target
     if args.sigma0 is not None:
         settings["sigma0"] = args.sigma0
+    if args.max_seconds is not None:
+        settings["max_seconds"] = args.max_seconds
 
     config = BenchConfig(**settings)
     _check_consistency(config)
@@ -237,6 +282,7 @@ def _check_consistency(config: Any) -> None:
             import_cocoex()
         except ImportError as error:
             raise UsageError(str(error)) from None
+    _check_structured(config)
     if not config.solvers:
         raise UsageError("nothing to run: --structures none and --solvers none leave no solver")
     for dim in config.dims:
@@ -244,6 +290,25 @@ def _check_consistency(config: Any) -> None:
         if config.budget(dim) < smallest_population:
             raise UsageError(f"--budget {config.budget_per_dim:g} gives {config.budget(dim)} evaluations "
                              f"in p = {dim}: not even one generation of {smallest_population}")
+
+
+def _check_structured(config: Any) -> None:
+    """Structured problems exist in their dimensions, and every structure given runs on some problem."""
+    from es_ngd.bench.config import FIT
+    from es_ngd.bench.structured import check_dimension
+
+    for function, dim in config.problems():
+        if config.suite_of(function) == "structured":
+            try:
+                check_dimension(function, dim)
+            except ValueError as error:
+                raise UsageError(f"--dims: {error}") from None
+    skipped = set(config.skipped())
+    nowhere = [s for s in config.structures
+               if s != FIT and all((s, function, dim) in skipped for function, dim in config.problems())]
+    if nowhere:
+        raise UsageError(f"--structures: {nowhere} can be built for none of the problems "
+                         "(kron(…) needs a kron problem, whose x is a matrix; block sizes must add up to p)")
 
 
 # -- running ---------------------------------------------------------------------------------------
@@ -258,11 +323,28 @@ def describe(config: Any, runs: int) -> str:
         functions = [bbob_label(int(f)) for f in functions]
     problems = (f"instances {_span(config.instances)} × seeds {_span(config.seeds)}" if config.suite == "bbob"
                 else f"seeds {_span(config.seeds)}")
-    return (f"es-ngd {kind}: {runs} runs on {config.jobs} process(es)\n"
-            f"  functions: {', '.join(functions)} ({config.suite})\n"
-            f"  dims: {', '.join(map(str, config.dims))}; {problems}\n"
+    generic = [f for f in functions if config.suite == "bbob" or config.suite_of(f) != "structured"]
+    lines = [f"es-ngd {kind}: {runs} runs on {config.jobs} process(es)"]
+    if generic:
+        lines.append(f"  functions: {', '.join(generic)} ({config.suite}, generic), "
+                     f"dims: {', '.join(map(str, config.dims))}")
+    structured = [f for f in functions if f not in generic]
+    if structured:
+        from es_ngd.bench.structured import fitting_structures
+
+        dims = config.structured_dims or config.dims
+        fits = [f"{f} ({', '.join(fitting_structures(f, dims[0])) or '—'})" for f in structured]
+        lines.append(f"  structured problems (fitting structure at p = {dims[0]}): {', '.join(fits)}; "
+                     f"dims: {', '.join(map(str, dims))}")
+    skipped = config.skipped()
+    if skipped:
+        lines.append(f"  not run: {len(skipped)} (structure, problem) pair(s) whose group cannot be built there, "
+                     "e.g. " + ", ".join(f"{s} on {f} p={d}" for s, f, d in skipped[:3]))
+    return ("\n".join(lines) + "\n"
+            f"  {problems}\n"
             f"  solvers: {', '.join(config.solvers)}\n"
-            f"  budget: {config.budget_per_dim:g} evaluations per dimension; "
+            f"  budget: {config.budget_per_dim:g} evaluations per dimension"
+            + (f" and {config.max_seconds:g} s per run" if config.max_seconds else "") + "; "
             f"target: f − f_opt <= {config.target:g}; "
             f"sigma0 = {config.sigma0:g}, x0 ~ U[-4, 4]^p (same for every solver)")
 
@@ -290,7 +372,7 @@ def run_metadata(config: Any, argv: list[str]) -> dict[str, Any]:
         "duration_seconds": None,  # filled in at the end
         "machine": {"platform": platform.platform(), "machine": platform.machine(),
                     "processor": platform.processor(), "cpu_count": os.cpu_count(),
-                    "python": platform.python_version()},
+                    "python": platform.python_version(), "load_average_at_start": _load_average()},
         "versions": versions,
         "git": _git_state(),
         "settings": asdict(config),
@@ -301,8 +383,33 @@ def run_metadata(config: Any, argv: list[str]) -> dict[str, Any]:
             "ert_ratio_to_cma": "ert / ert of cma on the same function and dimension (0: only this solver "
                                 "succeeded; empty: no cma baseline or neither succeeded)",
             "ms_per_iteration": "Σ wall time / Σ iterations over the runs (objective included)",
+            "median_seconds_to_target": "median over the successful runs of the wall time at which the target "
+                                        "was first reached (solver and objective, on this machine)",
+            "time_ert": "Σ wall seconds over all runs / number of successful runs (inf: no success)",
+            "time_ratio_to_cma": "time_ert / time_ert of cma, like ert_ratio_to_cma",
+            "ert_ratio_bound, time_ratio_bound": "where cma never reached the target and this solver did: median "
+                                                 "evaluations (seconds) to the target / median evaluations (seconds) "
+                                                 "of cma's runs, an upper bound of the ratio (shown as '< x')",
+            "max_seconds": "a run starts no generation after this many wall seconds (stop reason 'time')",
         },
     }
+
+
+def _load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (None where the OS has none): wall times mean little on a
+    machine that was busy with something else."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def describe_machine(machine: dict[str, Any]) -> str:
+    """One line naming the machine the wall times were measured on."""
+    load = machine.get("load_average_at_start")
+    load_text = f", load average {load[0]:g} at the start" if load else ""
+    return (f"machine: {machine['platform']}, {machine['cpu_count']} CPUs{load_text}, Python {machine['python']} "
+            "(wall times are for this machine)")
 
 
 def _git_state() -> dict[str, Any] | None:
@@ -325,7 +432,7 @@ def run(args: argparse.Namespace) -> int:
     config = make_config(args)
     from rich.console import Console
 
-    from es_ngd.bench.plots import plot_convergence
+    from es_ngd.bench.plots import plot_convergence, plot_ert_ratios
     from es_ngd.bench.report import rich_table, summarise, write_json, write_runs_csv, write_summary_csv
     from es_ngd.bench.runner import run_all
 
@@ -349,11 +456,17 @@ def run(args: argparse.Namespace) -> int:
     write_json(out_dir / "results.json", metadata, rows, records)
     write_summary_csv(out_dir / "summary.csv", rows)
     write_runs_csv(out_dir / "runs.csv", records)
-    plots = plot_convergence(records, out_dir, config.solvers, config.target)
+    plot_x = getattr(args, "plot_x", None) or "evaluations"
+    axes = ("evaluations", "seconds") if plot_x == "both" else (plot_x,)
+    plots = [path for x_axis in axes
+             for path in plot_convergence(records, out_dir, config.solvers, config.target, x_axis=x_axis)]
+    plots += [path for path in [plot_ert_ratios(rows, out_dir)] if path is not None]
 
-    title = (f"evaluations to f − f_opt <= {config.target:g} "
-             f"(budget {config.budget_per_dim:g}·p; ERT / CMA-ES < 1: fewer evaluations)")
+    title = (f"evaluations and wall time to f − f_opt <= {config.target:g} "
+             f"(budget {config.budget_per_dim:g}·p; ERT / CMA-ES < 1: fewer evaluations, time / CMA-ES < 1: "
+             "less wall time)")
     console.print(rich_table(rows, title))
+    console.print(describe_machine(metadata["machine"]), highlight=False, markup=False)
     errors = sum(row.errors for row in rows)
     if errors:
         console.print(f"[red]{errors} run(s) raised an error; "

@@ -113,6 +113,8 @@ class Problem:
     evaluate: Callable[[np.ndarray], np.ndarray]
     x0: np.ndarray
     fopt: float = 0.0
+    kind: str = "generic"  # "generic", "structured" (es_ngd.bench.structured) or "bbob"
+    shape: tuple[int, int] | None = None  # matrix shape of x, for kron(…) structures (x = vec(W), column-major)
 
 
 class _Instance:
@@ -129,6 +131,17 @@ class _Instance:
         return self.function(z)
 
 
+def instance_streams(name: str, dim: int, instance: int) -> tuple[np.random.Generator, np.ndarray]:
+    """The random stream that draws an instance (its x_opt first), and its starting point x0.
+
+    One stream per (function, dim, instance), so adding a function never changes the others'
+    instances; x0 has a stream of its own, so it does not depend on how much the instance draws.
+    """
+    seed_key = [instance, dim, *name.encode()]
+    x0 = np.random.default_rng([*seed_key, 0]).uniform(-X0_HALF_WIDTH, X0_HALF_WIDTH, dim)
+    return np.random.default_rng(seed_key), x0
+
+
 def make_problem(name: str, dim: int, instance: int) -> Problem:
     """The instance ``instance`` of the built-in function ``name`` in dimension ``dim``."""
     spec = FUNCTIONS.get(name)
@@ -136,11 +149,8 @@ def make_problem(name: str, dim: int, instance: int) -> Problem:
         raise ValueError(f"unknown function {name!r}; valid functions: {', '.join(FUNCTIONS)}")
     if int(dim) != dim or dim < 1:
         raise ValueError(f"dimension must be a positive integer, got {dim!r}")
-    # one stream per (function, dim, instance): adding a function never changes the others' instances
-    seed_key = [instance, dim, *name.encode()]
-    rng = np.random.default_rng(seed_key)
+    rng, x0 = instance_streams(name, dim, instance)
     x_opt = rng.uniform(-OPTIMUM_HALF_WIDTH, OPTIMUM_HALF_WIDTH, dim)
     rotation = random_rotation(dim, rng) if spec.rotated else None
-    x0 = np.random.default_rng([*seed_key, 0]).uniform(-X0_HALF_WIDTH, X0_HALF_WIDTH, dim)
     return Problem(name=name, dim=int(dim), instance=int(instance),
                    evaluate=_Instance(spec.evaluate, x_opt, rotation), x0=x0)

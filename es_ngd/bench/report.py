@@ -9,6 +9,9 @@ Measures, per (function, dimension, solver), over all its runs:
   reaching the target by restarting independent runs, so one number ranks solvers that succeed
   rarely but cheaply against ones that succeed always but slowly;
 - ERT ratio to CMA-ES (below 1: fewer evaluations than CMA-ES);
+- median wall time to the target over the successful runs, and the time ERT (the wall time of all
+  runs / successes) with its ratio to CMA-ES's: what a generation costs, where evaluations say only
+  what an evaluation costs (at p = 1000 a full covariance's O(p²) per sample dominates);
 - median wall time per run and time per iteration (the solver's own cost, objective included).
 """
 
@@ -41,16 +44,25 @@ class SummaryRow:
     median_wall_seconds: float
     ms_per_iteration: float
     errors: int  # runs that ended with an exception (counted as unsuccessful)
+    kind: str = "generic"  # "generic", "structured" or "bbob"
+    median_seconds_to_target: float | None = None  # over the successful runs; None when none succeeded
+    time_ert: float = math.inf  # Σ wall seconds of all runs / successes
+    time_ratio_to_cma: float | None = None  # time_ert / CMA-ES's, like ert_ratio_to_cma
+    # where CMA-ES never reached the target but this solver did: CMA-ES's own cost to the target is more
+    # than what it spent, so (median to target here) / (median spent by CMA-ES's runs) bounds the ratio
+    ert_ratio_bound: float | None = None
+    time_ratio_bound: float | None = None
 
     @property
     def success_rate(self) -> float:
         return self.successes / self.runs
 
 
-def expected_running_time(records: Sequence[RunRecord]) -> float:
-    """Σ evaluations of all runs / number of successful runs (∞ without successes)."""
+def expected_running_time(records: Sequence[RunRecord], seconds: bool = False) -> float:
+    """Σ evaluations (or wall seconds) of all runs / number of successful runs (∞ without successes)."""
     successes = sum(r.success for r in records)
-    return sum(r.evaluations for r in records) / successes if successes else math.inf
+    spent = sum(r.wall_seconds if seconds else r.evaluations for r in records)
+    return spent / successes if successes else math.inf
 
 
 def _ratio(ert: float, baseline: float | None) -> float | None:
@@ -73,12 +85,14 @@ def summarise(records: Sequence[RunRecord], solvers: Sequence[str]) -> list[Summ
         for dim in dims:
             baseline_runs = groups.get((function, dim, BASELINE))
             baseline = expected_running_time(baseline_runs) if baseline_runs else None
+            time_baseline = expected_running_time(baseline_runs, seconds=True) if baseline_runs else None
             for solver in solvers:
                 runs = groups.get((function, dim, solver))
                 if not runs:
                     continue
                 hits = [r.evaluations_to_target for r in runs if r.evaluations_to_target is not None]
-                ert = expected_running_time(runs)
+                seconds = [r.seconds_to_target for r in runs if r.seconds_to_target is not None]
+                ert, time_ert = expected_running_time(runs), expected_running_time(runs, seconds=True)
                 iterations = sum(r.iterations for r in runs)
                 wall = sum(r.wall_seconds for r in runs)
                 rows.append(SummaryRow(
@@ -88,8 +102,19 @@ def summarise(records: Sequence[RunRecord], solvers: Sequence[str]) -> list[Summ
                     median_best_precision=statistics.median(r.best_precision for r in runs),
                     median_wall_seconds=statistics.median(r.wall_seconds for r in runs),
                     ms_per_iteration=1e3 * wall / iterations if iterations else math.nan,
-                    errors=sum(r.stop_reasons[0].startswith("error") for r in runs if r.stop_reasons)))
+                    errors=sum(r.stop_reasons[0].startswith("error") for r in runs if r.stop_reasons),
+                    kind=runs[0].kind, median_seconds_to_target=statistics.median(seconds) if seconds else None,
+                    time_ert=time_ert, time_ratio_to_cma=_ratio(time_ert, time_baseline),
+                    ert_ratio_bound=_bound(hits, baseline_runs, "evaluations"),
+                    time_ratio_bound=_bound(seconds, baseline_runs, "wall_seconds")))
     return rows
+
+
+def _bound(to_target: Sequence[float], baseline_runs: Sequence[RunRecord] | None, spent: str) -> float | None:
+    """Upper bound of the ratio to CMA-ES when only this solver reached the target (else None)."""
+    if not to_target or not baseline_runs or any(r.success for r in baseline_runs):
+        return None
+    return statistics.median(to_target) / statistics.median(getattr(r, spent) for r in baseline_runs)
 
 
 # -- files -----------------------------------------------------------------------------------------
@@ -133,15 +158,16 @@ def write_summary_csv(path: Path, rows: Sequence[SummaryRow]) -> None:
 def write_runs_csv(path: Path, records: Sequence[RunRecord]) -> None:
     """One line per run (no histories: those are in the JSON file)."""
     spec_names = list(records[0].spec.__dataclass_fields__) if records else []
-    names = ["function_label", *spec_names, "evaluations", "iterations", "success", "evaluations_to_target",
-             "best_precision", "wall_seconds", "stop_reasons"]
+    names = ["function_label", "kind", *spec_names, "evaluations", "iterations", "success", "evaluations_to_target",
+             "seconds_to_target", "best_precision", "wall_seconds", "stop_reasons"]
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(names)
         for r in records:
             reached = "" if r.evaluations_to_target is None else r.evaluations_to_target
-            writer.writerow([r.function_label, *(getattr(r.spec, n) for n in spec_names), r.evaluations,
-                             r.iterations, r.success, reached, r.best_precision, r.wall_seconds,
+            seconds = "" if r.seconds_to_target is None else r.seconds_to_target
+            writer.writerow([r.function_label, r.kind, *(getattr(r.spec, n) for n in spec_names), r.evaluations,
+                             r.iterations, r.success, reached, seconds, r.best_precision, r.wall_seconds,
                              ";".join(r.stop_reasons)])
 
 
@@ -156,16 +182,36 @@ def format_count(value: float | None) -> str:
     return f"{value:,.0f}" if value < 1e6 else f"{value:.2g}"
 
 
-def format_ratio(row: SummaryRow) -> str:
+def format_ratio(row: SummaryRow, seconds: bool = False) -> str:
+    """The ERT ratio to CMA-ES (or the time ERT ratio, with ``seconds``) as the table shows it."""
+    ert, ratio = (row.time_ert, row.time_ratio_to_cma) if seconds else (row.ert, row.ert_ratio_to_cma)
+    bound = row.time_ratio_bound if seconds else row.ert_ratio_bound
     if row.solver == BASELINE:
-        return "—" if math.isinf(row.ert) else "1"
-    if row.ert_ratio_to_cma is None:
+        return "—" if math.isinf(ert) else "1"
+    if ratio is None:
         return "—"
-    if math.isinf(row.ert):
+    if math.isinf(ert):
         return "∞"
-    if row.ert_ratio_to_cma == 0.0:
-        return "0 (CMA ∞)"
-    return f"{row.ert_ratio_to_cma:.2f}"
+    if ratio == 0.0:
+        return f"< {bound:.2g} (CMA ✗)" if bound is not None else "0 (CMA ∞)"
+    return f"{ratio:.2f}" if ratio >= 0.01 else f"{ratio:.1e}"
+
+
+def format_seconds_to_target(row: SummaryRow) -> str:
+    """Median seconds to the target; without a success, ``> t``: the median run gave up after t seconds."""
+    if row.median_seconds_to_target is None:
+        return f"> {row.median_wall_seconds:.3g}"
+    return f"{row.median_seconds_to_target:.3g}"
+
+
+def _ratio_style(ratio: float | None, solver: str) -> str:
+    if ratio is None or solver == BASELINE:
+        return ""
+    return "green" if ratio < 1 else "red" if ratio > 1 else ""
+
+
+def _styled(text: str, style: str) -> str:
+    return f"[{style}]{text}[/{style}]" if style else text
 
 
 def rich_table(rows: Sequence[SummaryRow], title: str) -> Any:
@@ -175,36 +221,42 @@ def rich_table(rows: Sequence[SummaryRow], title: str) -> Any:
 
     # a light box and two-line headers keep the ten columns readable in a 100-column terminal
     table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("function", overflow="fold")
+    table.add_column("function\n(kind)", overflow="fold")
     table.add_column("p", justify="right", no_wrap=True)
     table.add_column("solver", no_wrap=True)
-    for name in ("success", "median\nevals", "ERT", "ERT /\nCMA-ES", "best\nf−f_opt", "wall s\n/ run",
-                 "ms /\niter"):
+    for name in ("success", "median\nevals", "median s\nto target", "ERT", "ERT /\nCMA-ES", "time /\nCMA-ES",
+                 "best\nf−f_opt", "ms /\niter"):
         table.add_column(name, justify="right", no_wrap=True)
-    previous = None
+    sections: dict[tuple[str, int], int] = {}
     for row in rows:
-        if previous is not None and (row.function, row.dim) != previous:
+        sections[(row.function, row.dim)] = sections.get((row.function, row.dim), 0) + 1
+    previous, position = None, 0
+    for row in rows:
+        key = (row.function, row.dim)
+        if previous is not None and key != previous:
             table.add_section()
-        first = (row.function, row.dim) != previous
-        previous = (row.function, row.dim)
-        ratio = format_ratio(row)
-        style = ""
-        if row.ert_ratio_to_cma is not None and row.solver != BASELINE:
-            style = "green" if row.ert_ratio_to_cma < 1 else "red" if row.ert_ratio_to_cma > 1 else ""
+        position = position + 1 if key == previous else 0
+        previous = key
+        # the problem's name on its section's first line, its kind (generic or structured) on the second
+        label = {0: row.function, 1: f"[dim]({row.kind})[/dim]"}.get(position, "")
+        if position == 0 and sections[key] == 1:
+            label += f" [dim]({row.kind})[/dim]"
         success = f"{row.successes}/{row.runs}" + (f" ({row.errors} err)" if row.errors else "")
-        table.add_row(row.function if first else "", str(row.dim) if first else "", row.solver, success,
-                      format_count(row.median_evaluations_to_target), format_count(row.ert),
-                      f"[{style}]{ratio}[/{style}]" if style else ratio, f"{row.median_best_precision:.1e}",
-                      f"{row.median_wall_seconds:.2f}", f"{row.ms_per_iteration:.2f}")
+        table.add_row(label, str(row.dim) if position == 0 else "", row.solver, success,
+                      format_count(row.median_evaluations_to_target), format_seconds_to_target(row),
+                      format_count(row.ert), _styled(format_ratio(row), _ratio_style(row.ert_ratio_to_cma, row.solver)),
+                      _styled(format_ratio(row, seconds=True), _ratio_style(row.time_ratio_to_cma, row.solver)),
+                      f"{row.median_best_precision:.1e}", f"{row.ms_per_iteration:.2f}")
     return table
 
 
 def markdown_table(rows: Sequence[SummaryRow]) -> str:
     """The summary as a Markdown table (for README files of stored results)."""
-    lines = ["| function | p | solver | success | median evals | ERT | ERT / CMA-ES | best f−f_opt "
-             "| ms / iter |", "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| function | kind | p | solver | success | median evals | median s to target | ERT | ERT / CMA-ES "
+             "| time / CMA-ES | best f−f_opt | ms / iter |", "|---|---|---:|---|" + "---:|" * 8]
     for row in rows:
-        lines.append(f"| {row.function} | {row.dim} | {row.solver} | {row.successes}/{row.runs} | "
-                     f"{format_count(row.median_evaluations_to_target)} | {format_count(row.ert)} | "
-                     f"{format_ratio(row)} | {row.median_best_precision:.1e} | {row.ms_per_iteration:.2f} |")
+        lines.append(f"| {row.function} | {row.kind} | {row.dim} | {row.solver} | {row.successes}/{row.runs} | "
+                     f"{format_count(row.median_evaluations_to_target)} | {format_seconds_to_target(row)} | "
+                     f"{format_count(row.ert)} | {format_ratio(row)} | {format_ratio(row, seconds=True)} | "
+                     f"{row.median_best_precision:.1e} | {row.ms_per_iteration:.2f} |")
     return "\n".join(lines) + "\n"

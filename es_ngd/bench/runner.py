@@ -36,14 +36,15 @@ class RunSpec:
     """Everything that defines one run; picklable, so it can be sent to a worker process."""
 
     solver: str
-    suite: str  # "builtin" or "bbob"
-    function: str  # a built-in function name, or a bbob function id as a string
+    suite: str  # "builtin", "structured" or "bbob"
+    function: str  # a built-in or structured problem name, or a bbob function id as a string
     dim: int
     instance: int  # which seeded problem instance (for built-in functions: the seed)
     seed: int  # the solver's random seed
     budget: int  # maximal number of evaluations
     target: float  # success: f − f_opt <= target
     sigma0: float
+    max_seconds: float | None = None  # wall-time limit: no generation starts after it (None: evaluations only)
 
 
 @dataclass
@@ -60,6 +61,9 @@ class RunRecord:
     wall_seconds: float
     stop_reasons: list[str]
     history: list[tuple[int, float]] = field(default_factory=list)  # (evaluations, best f − f_opt)
+    seconds_to_target: float | None = None  # wall time when the target was first reached
+    history_seconds: list[float] = field(default_factory=list)  # wall time at each point of `history`
+    kind: str = "generic"  # the problem's kind: "generic", "structured" or "bbob"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -90,6 +94,10 @@ def build_problem(spec: RunSpec) -> Problem:
         from es_ngd.bench.bbob import make_bbob_problem
 
         return make_bbob_problem(int(spec.function), spec.dim, spec.instance, x0_seed=spec.seed)
+    if spec.suite == "structured":
+        from es_ngd.bench.structured import make_structured_problem
+
+        return make_structured_problem(spec.function, spec.dim, spec.instance)
     return make_problem(spec.function, spec.dim, spec.instance)
 
 
@@ -106,19 +114,22 @@ def run_one(spec: RunSpec, problem: Problem | None = None) -> RunRecord:
     try:
         # built before the clock starts: the first run in a process would otherwise pay for `import cma`
         solver = make_solver(spec.solver, problem.x0, spec.sigma0, spec.seed, maxfevals=spec.budget,
-                             ftarget=problem.fopt + spec.target)
-        started = time.perf_counter()
-        stop_reasons = _minimise(solver, spec.budget, objective, progress)
+                             ftarget=problem.fopt + spec.target, shape=problem.shape)
+        started = progress.started = time.perf_counter()
+        stop_reasons = _minimise(solver, spec.budget, objective, progress, spec.max_seconds)
     except Exception as error:  # recorded, not swallowed: it becomes the stop reason
         stop_reasons = [f"error: {type(error).__name__}: {error}"]
     wall = time.perf_counter() - started
     final_precision = objective.best - problem.fopt
     if objective.calls and (not progress.history or progress.history[-1][0] != objective.calls):
         progress.history.append((objective.calls, final_precision))
+        progress.history_seconds.append(wall)
     return RunRecord(spec=spec, function_label=problem.name, evaluations=objective.calls,
                      iterations=progress.iterations, success=progress.reached_at is not None,
                      evaluations_to_target=progress.reached_at, best_precision=final_precision,
-                     wall_seconds=wall, stop_reasons=stop_reasons, history=progress.history)
+                     wall_seconds=wall, stop_reasons=stop_reasons, history=progress.history,
+                     seconds_to_target=progress.reached_after, history_seconds=progress.history_seconds,
+                     kind=problem.kind)
 
 
 class _Progress:
@@ -128,28 +139,40 @@ class _Progress:
         self.target, self.fopt = target, fopt
         self.iterations = 0
         self.reached_at: int | None = None
+        self.reached_after: float | None = None  # seconds
         self.history: list[tuple[int, float]] = []
+        self.history_seconds: list[float] = []
+        self.started = time.perf_counter()  # reset by run_one once the solver is built
         self._next_checkpoint = 1.0
 
     def record(self, objective: CountedObjective) -> bool:
         """Note one finished generation; True once the target is reached."""
         self.iterations += 1
         precision = objective.best - self.fopt
+        seconds = time.perf_counter() - self.started
         if objective.calls >= self._next_checkpoint:  # log-spaced points: a few hundred per run at most
             self.history.append((objective.calls, precision))
+            self.history_seconds.append(seconds)
             while self._next_checkpoint <= objective.calls:
                 self._next_checkpoint *= 10.0 ** (1.0 / HISTORY_POINTS_PER_DECADE)
         if precision <= self.target:
-            self.reached_at = objective.calls
+            self.reached_at, self.reached_after = objective.calls, seconds
             return True
         return False
 
 
-def _minimise(solver: Solver, budget: int, objective: CountedObjective, progress: _Progress) -> list[str]:
-    """The ask/evaluate/tell loop shared by all solvers; returns why it stopped."""
+def _minimise(solver: Solver, budget: int, objective: CountedObjective, progress: _Progress,
+              max_seconds: float | None = None) -> list[str]:
+    """The ask/evaluate/tell loop shared by all solvers; returns why it stopped.
+
+    ``max_seconds`` bounds the wall time the same way as ``budget`` bounds evaluations: a solver whose
+    generations cost O(p²) (CMA-ES at p = 1000) is stopped after as many seconds as any other one.
+    """
     while True:
         if objective.calls + solver.popsize > budget:
             return ["budget"]
+        if max_seconds is not None and time.perf_counter() - progress.started >= max_seconds:
+            return ["time"]
         own_reasons = solver.stop()
         if own_reasons:
             return sorted(own_reasons)

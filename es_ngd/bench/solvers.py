@@ -2,7 +2,9 @@
 
 Solvers are named by strings:
 
-- ``"ngd:STRUCTURE"``: :class:`es_ngd.NGDES` with that structure (``ngd:dense``, ``ngd:up:2``, …);
+- ``"ngd:STRUCTURE"``: :class:`es_ngd.NGDES` with that structure (``ngd:dense``, ``ngd:up:2``, …),
+  optionally followed by ``@OPTION=VALUE`` pairs that set NGDES options (``ngd:dense@step_size=xnes``,
+  ``ngd:up:2@rank_one=false@step_size=tpa``): how the report compares settings in one run;
 - ``"cma"``: pycma's CMA-ES with its default settings (full covariance, active update);
 - ``"sep-cma"``: pycma with ``CMA_diagonal=True`` (diagonal covariance throughout);
 - ``"vkd-cma"``: pycma with the VkD sampler (covariance = diagonal × (identity + rank k), k adapted).
@@ -57,12 +59,44 @@ class Solver(Protocol):
     def stop(self) -> dict[str, Any]: ...  # the solver's own termination reasons; empty to go on
 
 
+def parse_ngd_solver(name: str) -> tuple[str, dict[str, Any]]:
+    """Split ``"ngd:STRUCTURE@KEY=VALUE@…"`` into the structure and its NGDES options.
+
+    Values ``true``/``false`` are booleans, numbers are numbers, anything else a string.
+    """
+    structure, *pairs = name[len(NGD_PREFIX):].split("@")
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"solver {name!r}: options are written @OPTION=VALUE, got {pair!r}")
+        options[key] = _option_value(text)
+    return structure, options
+
+
+def _option_value(text: str) -> Any:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def validate_solver_name(name: str) -> str:
     """``name`` if it names a solver, else a ValueError listing the valid names."""
     if name.startswith(NGD_PREFIX):
         from es_ngd.groups import parse_structure
+        from es_ngd.strategy import make_options
 
-        parse_structure(name[len(NGD_PREFIX):])  # raises with the list of valid structures
+        structure, options = parse_ngd_solver(name)
+        parse_structure(structure)  # raises with the list of valid structures
+        try:
+            make_options(**options)
+        except TypeError as error:  # an unknown option name
+            raise ValueError(f"solver {name!r}: {error}") from None
         return name
     if name not in CMA_VARIANTS:
         raise ValueError(f"unknown solver {name!r}; valid pycma solvers: {', '.join(CMA_VARIANTS)}")
@@ -72,12 +106,16 @@ def validate_solver_name(name: str) -> str:
 class NGDSolver:
     """:class:`es_ngd.NGDES` as it is: it already has pycma's ask/tell/stop shape."""
 
-    def __init__(self, structure: str, x0: np.ndarray, sigma0: float, seed: int, maxfevals: int,
-                 ftarget: float) -> None:
+    def __init__(self, name: str, x0: np.ndarray, sigma0: float, seed: int, maxfevals: int,
+                 ftarget: float, shape: tuple[int, int] | None = None) -> None:
         import es_ngd
+        from es_ngd.groups import parse_structure
 
+        structure, options = parse_ngd_solver(name)
+        if shape is not None and parse_structure(structure)[0] == "kron":
+            options.setdefault("shape", shape)  # only kron(…) takes a matrix shape; others refuse one
         self.es = es_ngd.NGDES(x0, sigma0, structure=structure, seed=seed, maxfevals=maxfevals,
-                               ftarget=ftarget)
+                               ftarget=ftarget, **options)
         self.popsize = self.es.popsize
 
     def ask(self) -> np.ndarray:
@@ -125,11 +163,15 @@ class CMASolver:
 
 
 def make_solver(name: str, x0: np.ndarray, sigma0: float, seed: int, maxfevals: int,
-                ftarget: float) -> Solver:
-    """The solver named ``name`` (see the module docstring), started at ``x0`` with step size ``sigma0``."""
+                ftarget: float, shape: tuple[int, int] | None = None) -> Solver:
+    """The solver named ``name`` (see the module docstring), started at ``x0`` with step size ``sigma0``.
+
+    ``shape`` is the matrix shape of x for problems on matrices: es_ngd's ``kron(…)`` structures get
+    it as their ``shape`` option; every other solver ignores it (x stays a vector for them).
+    """
     validate_solver_name(name)
     maxfevals = int(maxfevals)
     ftarget = float(ftarget) if math.isfinite(ftarget) else -math.inf
     if name.startswith(NGD_PREFIX):
-        return NGDSolver(name[len(NGD_PREFIX):], x0, sigma0, seed, maxfevals, ftarget)
+        return NGDSolver(name, x0, sigma0, seed, maxfevals, ftarget, shape)
     return CMASolver(name, x0, sigma0, seed, maxfevals, ftarget)

@@ -3,6 +3,10 @@
 They know nothing of the strategy: only ``len(population)`` and ``population.candidates(indices)``.
 Every evaluator returns a float64 array with one value per candidate, in candidate order, and
 should be closed (or used as a context manager) when it owns resources.
+
+Every evaluator of es_ngd also takes a per-generation ``context`` (passed to the objective as the keyword
+``context``) and has ``evaluate_with_info``, which returns the ``info`` of each candidate's
+:class:`~es_ngd.evaluators.outcome.Outcome` next to the values (see :mod:`es_ngd.evaluators.outcome`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from es_ngd.evaluators.outcome import Outcome, context_call, population_outcome, scalar_outcome
 from es_ngd.population import Population
 
 
@@ -22,16 +27,14 @@ class Evaluator(Protocol):
     def close(self) -> None: ...
 
 
-def _as_fitness(values: Any, n: int) -> np.ndarray:
-    if hasattr(values, "detach"):
-        values = values.detach().cpu().numpy()
-    out = np.asarray(values, dtype=float).reshape(-1)
-    if out.shape != (n,):
-        raise ValueError(f"the objective returned {out.size} values for {n} candidates")
-    return out
-
-
 class _Closeable:
+    def evaluate(self, population: Population, context: Any = None) -> np.ndarray:
+        """Fitness of every candidate, in candidate order (``context`` goes to the objective, if given)."""
+        return self.evaluate_with_info(population, context)[0]
+
+    def evaluate_with_info(self, population: Population, context: Any = None) -> tuple[np.ndarray, list[Any]]:
+        raise NotImplementedError
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -48,8 +51,13 @@ class SerialEvaluator(_Closeable):
     def __init__(self, f: Callable[[Any], float]) -> None:
         self.f = f
 
-    def evaluate(self, population: Population) -> np.ndarray:
-        return _as_fitness([float(self.f(x)) for x in population.candidates()], len(population))
+    def evaluate_with_info(self, population: Population, context: Any = None) -> tuple[np.ndarray, list[Any]]:
+        """Fitness values and the ``info`` of each candidate's :class:`Outcome` (None for bare numbers)."""
+        # each row is a copy: an objective that edits its argument (x[:] = clip(x)) must not change
+        # the population that tell() compares against
+        copy, f = population.group.backend.copy, context_call(self.f, context)
+        pairs = [scalar_outcome(f(copy(x)), i) for i, x in enumerate(population.candidates())]
+        return np.array([value for value, _ in pairs], dtype=float), [info for _, info in pairs]
 
 
 class VectorizedEvaluator(_Closeable):
@@ -58,8 +66,17 @@ class VectorizedEvaluator(_Closeable):
     def __init__(self, f: Callable[[Any], Any]) -> None:
         self.f = f
 
-    def evaluate(self, population: Population) -> np.ndarray:
-        return _as_fitness(self.f(population.candidates()), len(population))
+    def evaluate_with_info(self, population: Population, context: Any = None) -> tuple[np.ndarray, list[Any]]:
+        """Fitness values and the per-row ``info`` of the objective's :class:`Outcome` (Nones without one)."""
+        # a copy, for the same reason as SerialEvaluator's (one (n, p) copy per generation)
+        rows = population.group.backend.copy(population.candidates())
+        return population_outcome(context_call(self.f, context)(rows), len(population))
+
+
+#: keyword options of :class:`~es_ngd.evaluators.ray.RayEvaluator` that :func:`es_ngd.optimize` passes on
+#: (listed here so that optimize can tell them from strategy options without importing ray)
+EVALUATOR_OPTIONS = frozenset({"init_hook", "chunk_size", "num_cpus", "num_gpus", "resources", "timeout", "on_error",
+                               "max_retries", "address", "runtime_env", "ray_init", "startup_timeout", "keep_ray"})
 
 
 def make_evaluator(f: Callable[..., Any], *, vectorized: bool = False, workers: int | None = None,
@@ -74,4 +91,4 @@ def make_evaluator(f: Callable[..., Any], *, vectorized: bool = False, workers: 
     return VectorizedEvaluator(f) if vectorized else SerialEvaluator(f)
 
 
-__all__ = ["Evaluator", "SerialEvaluator", "VectorizedEvaluator", "make_evaluator"]
+__all__ = ["EVALUATOR_OPTIONS", "Evaluator", "Outcome", "SerialEvaluator", "VectorizedEvaluator", "make_evaluator"]

@@ -16,17 +16,15 @@ actors busy and makes the bookkeeping exact. Three decisions shape it:
   (:class:`ObjectiveError` names the candidate), a per-evaluation ``timeout`` interrupts slow calls
   inside the worker, and a driver-side deadline kills a worker that cannot be interrupted.
 
-This is the only module of es_ngd that imports ray.
+This module and :mod:`es_ngd.evaluators.ray_worker` (the actor's side: objective calls, timers, what a
+chunk sends back) are the only modules of es_ngd that import ray; this one is the driver's side.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import signal
-import threading
 import time
-import traceback
 import warnings
 from collections import deque
 from collections.abc import Callable
@@ -37,7 +35,7 @@ import numpy as np
 import ray
 from ray import cloudpickle
 
-from es_ngd.evaluators import _as_fitness
+from es_ngd.evaluators.ray_worker import _ChunkResult, _revive, _Worker
 from es_ngd.population import Population
 
 #: Tasks sent to one actor ahead of time, so it starts its next chunk without a round trip.
@@ -88,133 +86,6 @@ class ObjectiveError(RuntimeError):
 
 class WorkerError(RuntimeError):
     """Workers could not start (``init_hook`` raised, no resources) or kept dying on the same candidates."""
-
-
-class _RemoteTraceback(Exception):
-    """Carries a worker's traceback text, shown as the cause of the original exception."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class _EvaluationTimeout(BaseException):
-    """Raised inside the objective when its time is up.
-
-    A ``BaseException`` (like ``KeyboardInterrupt``), so that an ``except Exception`` in user code
-    does not swallow it.
-    """
-
-
-def _raise_timeout(signum: int, frame: Any) -> None:
-    raise _EvaluationTimeout
-
-
-def _portable(exc: BaseException) -> tuple[BaseException, str]:
-    """The exception (or a stand-in if it cannot be pickled) and its traceback text."""
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    try:
-        cloudpickle.dumps(exc)
-    except Exception:
-        exc = RuntimeError(f"{type(exc).__name__}: {exc}")
-    return exc, text
-
-
-def _revive(exc: BaseException, remote_traceback: str) -> BaseException:
-    exc.__cause__ = _RemoteTraceback(f"\n\"\"\"\n{remote_traceback}\"\"\"")
-    return exc
-
-
-_NO_STATE = object()
-
-
-@dataclass
-class _ChunkResult:
-    """What a worker sends back for one chunk: values in chunk order, and what went wrong."""
-
-    values: np.ndarray  # float64; inf where timed out, NaN where the objective failed
-    timed_out: int = 0
-    failed: int = 0
-    #: with on_error="raise": (position in chunk or None for the whole chunk, exception, traceback)
-    error: tuple[int | None, BaseException, str] | None = None
-    first_failure: str | None = None  # with on_error="rank_last": "ValueError: …" of the first one
-    seconds: float = 0.0  # wall time of the whole chunk in the worker
-
-
-class _Worker:
-    """The Ray actor: holds the objective and the ``init_hook`` state; evaluates chunks of indices."""
-
-    def __init__(self, objective: Callable[..., Any], init_hook: Callable[[], Any] | None, vectorized: bool,
-                 timeout: float | None, on_error: str) -> None:
-        self.objective = objective
-        self.vectorized = vectorized
-        self.timeout = timeout
-        self.on_error = on_error
-        self.state: Any = _NO_STATE
-        self.init_error: tuple[BaseException, str] | None = None
-        if init_hook is not None:
-            try:
-                self.state = init_hook()
-            except Exception as exc:
-                self.init_error = _portable(exc)
-        # Ray runs a plain actor's methods on the process's main thread, where SIGALRM can interrupt
-        # the objective. Without it (another platform, a threaded actor) only the driver's deadline acts.
-        self.use_timer = (timeout is not None and hasattr(signal, "setitimer")
-                          and threading.current_thread() is threading.main_thread())
-        if self.use_timer:
-            signal.signal(signal.SIGALRM, _raise_timeout)
-
-    def ready(self) -> tuple[int, tuple[BaseException, str] | None]:
-        """The process id and, if ``init_hook`` raised, its exception: the driver waits for this."""
-        return os.getpid(), self.init_error
-
-    def evaluate(self, population: bytes | Population, indices: tuple[int, int]) -> _ChunkResult:
-        """Fitness of candidates ``start, …, stop − 1`` (``indices = (start, stop)``) of the population
-        (pickled once per generation by the driver, or fetched from the object store by Ray)."""
-        start = time.perf_counter()
-        if isinstance(population, bytes):
-            population = cloudpickle.loads(population)
-        result = self._evaluate_rows(population.candidates(np.arange(*indices)))
-        result.seconds = time.perf_counter() - start
-        return result
-
-    def _evaluate_rows(self, rows: Any) -> _ChunkResult:
-        if self.vectorized:
-            return self._evaluate_chunk(rows)
-        result = _ChunkResult(values=np.full(len(rows), np.nan))
-        for position, x in enumerate(rows):
-            try:
-                result.values[position] = self._call(x, float)
-            except _EvaluationTimeout:
-                result.values[position] = math.inf
-                result.timed_out += 1
-            except Exception as exc:
-                if self.on_error == "raise":
-                    result.error = (position, *_portable(exc))
-                    return result  # the run stops here: no point evaluating the rest
-                result.failed += 1
-                result.first_failure = result.first_failure or f"{type(exc).__name__}: {exc}"
-        return result
-
-    def _evaluate_chunk(self, rows: Any) -> _ChunkResult:
-        m = len(rows)
-        try:
-            return _ChunkResult(values=self._call(rows, lambda values: _as_fitness(values, m)))
-        except _EvaluationTimeout:
-            return _ChunkResult(values=np.full(m, math.inf), timed_out=m)
-        except Exception as exc:
-            if self.on_error == "raise":
-                return _ChunkResult(values=np.full(m, np.nan), error=(None, *_portable(exc)))
-            return _ChunkResult(values=np.full(m, np.nan), failed=m, first_failure=f"{type(exc).__name__}: {exc}")
-
-    def _call(self, x: Any, convert: Callable[[Any], Any]) -> Any:
-        args = (x,) if self.state is _NO_STATE else (x, self.state)
-        if not self.use_timer:
-            return convert(self.objective(*args))
-        signal.setitimer(signal.ITIMER_REAL, self.timeout)
-        try:
-            return convert(self.objective(*args))
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 _RemoteWorker = ray.remote(_Worker)
@@ -305,8 +176,13 @@ class RayEvaluator:
         runtime_env: Ray runtime environment for the workers (``pip``, ``env_vars``, ``working_dir``).
         ray_init: more keyword arguments for ``ray.init`` when this evaluator starts Ray.
         startup_timeout: seconds to wait for the first worker to come up before giving up.
+        keep_ray: leave a Ray that this evaluator started running at :meth:`close`, for later
+            evaluators in this process to reuse instead of starting their own (Ray shuts it down at
+            exit). :func:`es_ngd.optimize` passes ``True``, so repeated ``optimize(..., workers=N)``
+            calls start Ray once.
 
-    :meth:`close` kills the actors and shuts Ray down only if this evaluator started it.
+    :meth:`close` kills the actors and shuts Ray down only if this evaluator started it (and not
+    ``keep_ray``).
     """
 
     def __init__(self, f: Callable[..., Any], num_workers: int | None = None, *, vectorized: bool = False,
@@ -314,7 +190,8 @@ class RayEvaluator:
                  num_cpus: float | None = None, num_gpus: float = 0, resources: dict[str, float] | None = None,
                  timeout: float | None = None, on_error: str = "raise", max_retries: int = 3,
                  address: str | None = None, runtime_env: dict[str, Any] | None = None,
-                 ray_init: dict[str, Any] | None = None, startup_timeout: float = 300.0) -> None:
+                 ray_init: dict[str, Any] | None = None, startup_timeout: float = 300.0,
+                 keep_ray: bool = False) -> None:
         if on_error not in ("raise", "rank_last"):
             raise ValueError(f"on_error must be 'raise' or 'rank_last', got {on_error!r}")
         if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
@@ -336,8 +213,8 @@ class RayEvaluator:
         self._sized_group: Any = None  # the group whose populations were last measured, and the verdict:
         self._population_inline = True
 
-        self._owns_ray = not ray.is_initialized()
-        if self._owns_ray:
+        self._owns_ray = not ray.is_initialized() and not keep_ray
+        if not ray.is_initialized():
             _start_ray(address, ray_init or {})
         cluster_cpus = float(ray.cluster_resources().get("CPU", 1.0))
         self.num_workers = int(num_workers) if num_workers is not None else max(1, int(cluster_cpus))
@@ -401,15 +278,34 @@ class RayEvaluator:
         return max(1, min(TASKS_PER_WORKER, int(seconds_per_worker / MIN_TASK_SECONDS)))
 
     # -- evaluation ------------------------------------------------------------------------------
-    def evaluate(self, population: Population) -> np.ndarray:
-        """Fitness of every candidate of ``population`` (float64, in candidate order)."""
+    def evaluate(self, population: Population | Any, context: Any = None) -> np.ndarray:
+        """Fitness of every candidate of ``population`` (float64, in candidate order).
+
+        ``population`` is what ``es.ask_population()`` returns: workers regenerate their rows from
+        it. An ``(n, p)`` array of candidates (``es.ask()``) works too; its rows are sent to the
+        workers as numpy arrays (more bytes per task than a population's description). ``context``,
+        unless None, travels with the population once per generation and reaches every call of the
+        objective as the keyword argument ``context`` (:mod:`es_ngd.evaluators.outcome`).
+        """
+        return self._evaluate(population, context, warn_level=3)[0]
+
+    def evaluate_with_info(self, population: Population | Any, context: Any = None) -> tuple[np.ndarray, list[Any]]:
+        """:meth:`evaluate`, and the ``info`` of each candidate's ``Outcome`` in candidate order (None for a
+        candidate whose objective returned a bare number, failed or timed out)."""
+        return self._evaluate(population, context, warn_level=3)
+
+    def _evaluate(self, population: Population | Any, context: Any, warn_level: int) -> tuple[np.ndarray, list[Any]]:
         if self._closed:
             raise RuntimeError("this RayEvaluator is closed")
+        if not isinstance(population, Population):
+            population = _Rows.of(population)
         n = len(population)
         fitness = np.full(n, np.nan)
         filled = np.zeros(n, dtype=bool)
+        infos: list[Any] = [None] * n
         # pickled once here, not once per task by Ray (Ray still carries the bytes inline in each task)
-        population_arg = cloudpickle.dumps(population) if self._travels_inline(population) else ray.put(population)
+        payload = (population, context)
+        population_arg = cloudpickle.dumps(payload) if self._travels_inline(population) else ray.put(payload)
         queue = deque(_Task(indices) for indices in self._chunks(n))
         running: dict[Any, tuple[_Slot, _Task]] = {}  # ObjectRef -> where it runs and what it holds
         before = (self.stats.failed, self.stats.timed_out)
@@ -444,7 +340,7 @@ class RayEvaluator:
                     _finish(slot, task)
                     answers = [(task, result)]
                 for answered, result in answers:
-                    self._accept(population, answered, result, fitness, filled)
+                    self._accept(population, answered, result, fitness, filled, infos)
                     first_failure = first_failure or result.first_failure
         except BaseException:
             # Leave no work behind: a later evaluate must not queue behind chunks of this one.
@@ -455,14 +351,16 @@ class RayEvaluator:
         failed, timed_out = self.stats.failed - before[0], self.stats.timed_out - before[1]
         if failed:
             warnings.warn(f"the objective failed on {failed} candidates, ranked last (fitness NaN); first: "
-                          f"{first_failure or 'its worker kept dying'}", RuntimeWarning, stacklevel=2)
+                          f"{first_failure or 'its worker kept dying'}", RuntimeWarning, stacklevel=warn_level)
         if timed_out:
             warnings.warn(f"{timed_out} candidates ran past timeout={self.timeout:g} s, ranked last (fitness inf)",
-                          RuntimeWarning, stacklevel=2)
-        return fitness
+                          RuntimeWarning, stacklevel=warn_level)
+        return fitness, infos
 
-    def _travels_inline(self, population: Population) -> bool:
+    def _travels_inline(self, population: Population | _Rows) -> bool:
         """Whether the population is small enough to go inside each task (measured once per group)."""
+        if isinstance(population, _Rows):
+            return population.rows.nbytes <= INLINE_POPULATION_BYTES
         if population.group is not self._sized_group:  # the same strategy sends populations of one size
             self._sized_group = population.group
             self._population_inline = len(cloudpickle.dumps(population)) <= INLINE_POPULATION_BYTES
@@ -495,11 +393,14 @@ class RayEvaluator:
                     running[task.ref] = (slot, task)
 
     def _accept(self, population: Population, task: _Task, result: _ChunkResult, fitness: np.ndarray,
-                filled: np.ndarray) -> None:
-        """Take a worker's answer for ``task``: its values, its counters, or its objective's error."""
+                filled: np.ndarray, infos: list[Any]) -> None:
+        """Take a worker's answer for ``task``: its values and infos, its counters, or its objective's error."""
         if result.error is not None:
             raise self._objective_error(population, task.indices, result.error)
         self._fill(fitness, filled, task.indices, result.values)
+        if result.info is not None:
+            for index, info in zip(task.indices, result.info, strict=True):
+                infos[int(index)] = info
         self._learn_evaluation_time(result.seconds / len(task.indices))
         self.stats.evaluation_seconds += result.seconds
         self.stats.timed_out += result.timed_out
@@ -608,7 +509,9 @@ class RayEvaluator:
                          error: tuple[int | None, BaseException, str]) -> ObjectiveError:
         position, exc, remote_traceback = error
         which = indices if position is None else indices[position:position + 1]
-        rows = population.group.backend.to_numpy(population.candidates()[which])  # the driver's own rows
+        rows = population.candidates()[which]  # the driver's own rows
+        if isinstance(population, Population):
+            rows = population.group.backend.to_numpy(rows)
         x = rows[0] if position is not None else rows
         where = (f"candidate {int(which[0])}" if position is not None
                  else f"the chunk of candidates {which.tolist()}")
@@ -641,6 +544,33 @@ class RayEvaluator:
     def __repr__(self) -> str:
         return (f"RayEvaluator(num_workers={self.num_workers}, num_cpus={self._actor_options['num_cpus']}, "
                 f"timeout={self.timeout}, on_error={self.on_error!r}, closed={self._closed})")
+
+
+@dataclass(frozen=True, eq=False)
+class _Rows:
+    """Candidates given as an array (``evaluate(es.ask())``): the rows themselves travel to the workers,
+    with the two things of a :class:`Population` that the evaluator and the workers use."""
+
+    rows: np.ndarray
+    ask_id: None = None
+
+    @classmethod
+    def of(cls, candidates: Any) -> _Rows:
+        rows = candidates.detach().cpu().numpy() if hasattr(candidates, "detach") else candidates
+        try:
+            rows = np.asarray(rows, dtype=float)
+        except (TypeError, ValueError):
+            rows = None
+        if rows is None or rows.ndim != 2:
+            raise TypeError("RayEvaluator.evaluate takes es.ask_population() (a Population) or an (n, p) array "
+                            f"of candidates, got {type(candidates).__name__}")
+        return cls(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def candidates(self, indices: Any = None) -> np.ndarray:
+        return self.rows if indices is None else self.rows[np.asarray(indices)]
 
 
 def _answers_before_death(tasks: list[_Task]) -> list[tuple[_Task, _ChunkResult]]:

@@ -5,6 +5,8 @@ Each entry of :data:`STRUCTURES` says how many integer arguments its name takes.
 product is written ``kron(F1,F2)`` with two other structures as factors, e.g. ``"kron(tril,low:1)"``;
 it needs the matrix shape of x (``shape=(rows, cols)``, from a matrix-shaped x0 or the ``shape``
 option): ``F1`` acts on the columns' index (``cols×cols``), ``F2`` on the rows' (``rows×rows``).
+The direct product of groups on consecutive blocks is ``product(F1@N1,F2@N2,…)``, e.g.
+``"product(kron(tril,tril)@4x3,diag@4)"`` (a Kronecker block gives its matrix shape ``ROWSxCOLS``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from es_ngd.groups.dense import Dense
 from es_ngd.groups.diagonal import Diagonal
 from es_ngd.groups.hierarchical import HierarchicalLower, HierarchicalUpper
 from es_ngd.groups.kronecker import Kronecker
+from es_ngd.groups.product import Product
 from es_ngd.groups.sparse_cholesky import SparseCholesky
 from es_ngd.groups.toeplitz import Toeplitz
 from es_ngd.groups.triangular import LowerTriangular, UpperTriangular
@@ -31,7 +34,7 @@ class StructureSpec:
     """One row of the structure grammar."""
 
     usage: str  # how it is written, e.g. "up:K"
-    arity: int  # number of integer arguments after the colon (for kron: of factor structures)
+    arity: int  # number of integer arguments after the colon (for kron: of factor structures; product: -1, any)
     build: Callable[..., MatrixGroup]  # build(dim, backend, *int_args)
     summary: str
 
@@ -59,6 +62,30 @@ def _build_kronecker(dim: int, backend: Backend, first: str, second: str, *,
     return Kronecker(make_group(first, cols, backend), make_group(second, rows, backend))
 
 
+def _build_product(dim: int, backend: Backend, *blocks: str) -> Product:
+    """``product(F1@N1,…)``: each block ``STRUCTURE@N`` (or ``kron(…)@ROWSxCOLS``) built on its own."""
+    groups = []
+    for block in blocks:
+        structure, _, size = block.rpartition("@")
+        rows, _, cols = size.partition("x")
+        try:
+            shape = (int(rows), int(cols)) if cols else None
+            size_n = shape[0] * shape[1] if shape else int(size)
+        except ValueError:
+            raise ValueError(f"product block {block!r}: the size after '@' must be an integer N or ROWSxCOLS, "
+                             "written 'product(F1@N1,F2@N2,...)'") from None
+        if size_n < 1:
+            raise ValueError(f"product block {block!r}: the size must be positive")
+        try:
+            groups.append(make_group(structure, size_n, backend, **({"shape": shape} if shape else {})))
+        except ValueError as err:
+            raise ValueError(f"product block {block!r}: {err}") from None
+    if sum(group.dim for group in groups) != dim:
+        raise ValueError(f"structure 'product(...)': the block sizes add up to {sum(g.dim for g in groups)}, "
+                         f"but x has p = {dim} entries")
+    return Product(groups)
+
+
 STRUCTURES: dict[str, StructureSpec] = {
     "dense": StructureSpec("dense", 0, Dense, "any invertible B (xNES); O(np² + p³)"),
     "diag": StructureSpec("diag", 0, Diagonal, "diagonal B (SNES); O(np)"),
@@ -81,11 +108,57 @@ STRUCTURES: dict[str, StructureSpec] = {
     "sparse": StructureSpec("sparse:N1,N2", 2, SparseCholesky,
                             "sparse Cholesky: diagonal N1 blocks, dense N2×N1 and triangular N2 blocks, "
                             "p = 2·N1 + N2; O(n(N1·N2 + N2²) + N2³)"),
+    "product": StructureSpec("product(F1@N1,F2@N2,...)", -1, _build_product,
+                             "direct product of groups on consecutive blocks of Nj coordinates (a kron block "
+                             "takes its shape ROWSxCOLS); the blocks' costs"),
 }
 
 
 def _valid() -> str:
     return ", ".join(repr(spec.usage) for spec in STRUCTURES.values())
+
+
+def split_top_level(text: str) -> list[str]:
+    """Split at the commas outside parentheses; a piece that starts with a digit is an integer argument
+    of the piece before it (``"hier:1,2@5"``), since structure names never start with one."""
+    pieces, depth, current = [], 0, ""
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            pieces.append(current.strip())
+            current = ""
+        else:
+            current += char
+    pieces.append(current.strip())
+    merged: list[str] = []
+    for piece in pieces:
+        if piece[:1].isdigit() and merged:
+            merged[-1] += f",{piece}"
+        else:
+            merged.append(piece)
+    return merged
+
+
+def _parse_product(structure: str) -> tuple[str, tuple[str, ...]]:
+    """Split ``"product(F1@N1,F2@N2,...)"`` into its blocks ``"Fj@Nj"``, each structure checked."""
+    written = "written 'product(F1@N1,F2@N2,...)'"
+    if not structure.endswith(")"):
+        raise ValueError(f"structure {structure!r}: {written}")
+    blocks = split_top_level(structure[len("product("):-1])
+    if not all(blocks):
+        raise ValueError(f"structure {structure!r}: an empty block; {written}")
+    for block in blocks:
+        inner, at, size = block.rpartition("@")
+        if not at or not inner or not size:
+            raise ValueError(f"structure {structure!r}: block {block!r} needs a size, {written} "
+                             "(a kron block: kron(F1,F2)@ROWSxCOLS)")
+        if inner.strip().startswith("product"):
+            raise ValueError(f"structure {structure!r}: a product block cannot itself be a product(...)")
+        try:
+            parse_structure(inner)
+        except ValueError as err:
+            raise ValueError(f"structure {structure!r}: block {block!r}: {err}") from None
+    return "product", tuple(blocks)
 
 
 def _parse_kronecker(structure: str) -> tuple[str, tuple[str, str]]:
@@ -130,14 +203,16 @@ def parse_structure(structure: str) -> tuple[str, tuple[int | str, ...]]:
     """
     if not isinstance(structure, str):
         raise TypeError(f"structure must be a string or a MatrixGroup, got {type(structure).__name__}")
+    if structure.strip().startswith("product("):
+        return _parse_product(structure.strip())
     if "(" in structure or ")" in structure:
         return _parse_kronecker(structure.strip())
     name, _, args = structure.strip().partition(":")
     spec = STRUCTURES.get(name)
     if spec is None:
         raise ValueError(f"unknown structure {structure!r}; valid structures: {_valid()}")
-    if name == "kron":
-        raise ValueError(f"structure {structure!r}: kron takes its factors in parentheses, written 'kron(F1,F2)'")
+    if name in ("kron", "product"):
+        raise ValueError(f"structure {structure!r}: {name} takes its blocks in parentheses, written {spec.usage!r}")
     parts = [a.strip() for a in args.split(",")] if args else []
     if len(parts) != spec.arity:
         raise ValueError(f"structure {structure!r}: {name!r} takes {spec.arity} integer argument(s), "
@@ -175,4 +250,5 @@ def make_group(structure: str | MatrixGroup, dim: int, backend: str | Backend = 
     return STRUCTURES[name].build(dim, backend, *args)
 
 
-__all__ = ["STRUCTURES", "Factor", "MatrixGroup", "StructureSpec", "Tangent", "make_group", "parse_structure"]
+__all__ = ["STRUCTURES", "Factor", "MatrixGroup", "Product", "StructureSpec", "Tangent", "make_group",
+           "parse_structure"]

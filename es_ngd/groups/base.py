@@ -18,12 +18,18 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 from es_ngd.backend import Array, Backend
 
 Factor = dict[str, Array]
 Tangent = dict[str, Array]
+HessianProducts = Callable[[Array], Array]  #: rows vⱼ (m, p) → rows H vⱼ (m, p)
+HessianDiagonal = Callable[[], Array]  #: () → diag H (p,)
+
+#: the structures whose groups implement :meth:`MatrixGroup.hessian_direction`
+HESSIAN_STRUCTURES = "'dense', 'diag', 'tril', 'triu', 'up:K', 'low:K', 'hier:K1,K2', 'hier-up:K1,K2'"
 
 
 class MatrixGroup(ABC):
@@ -99,6 +105,27 @@ class MatrixGroup(ABC):
         return sum(int(math.prod(a.shape)) for a in self.natural_direction(
             self.backend.zeros((1, self.dim)), self.backend.zeros(1)).values())
 
+    # -- second-order access (MATH.md §6, es_ngd.newton) -----------------------------------------
+    def solve(self, factor: Factor, y: Array) -> Array:
+        """Rows ``B⁻¹ yᵢ`` (``y @ B⁻ᵀ``): the transpose of :meth:`sample` (generic: a dense solve, O(p³)).
+
+        ``S⁻¹ g = B⁻ᵀ B⁻¹ g`` is ``sample(factor, solve(factor, g))``; groups with block structure override.
+        """
+        return self.backend.xp.linalg.solve(self.dense(factor), y.T).T
+
+    def hessian_direction(self, factor: Factor, hvp: HessianProducts, hess_diag: HessianDiagonal,
+                          shift: Any = 1.0) -> Tangent:
+        """``C ⊙ κ(B⁻¹ H B⁻ᵀ − shift·I)`` from Hessian-vector products, never forming ``H`` (MATH.md §6).
+
+        ``hvp(V)`` takes rows ``vⱼ`` (shape ``(m, p)``) and returns the rows ``H vⱼ``; ``hess_diag()``
+        returns ``diag H``. Each group calls only what its kept entries need: ``k`` (``up:K``/``low:K``)
+        or ``K1 + K2`` (hierarchical) products plus the diagonal, ``p`` products for dense and triangular,
+        the diagonal alone for ``diag``. The result has the shape of :meth:`natural_direction`'s.
+        """
+        raise NotImplementedError(
+            f"structure {self.structure!r} has no Hessian access for the second-order method; "
+            f"structures that have it: {HESSIAN_STRUCTURES}")
+
 
 def xnes_learning_rate(dim: int) -> float:
     """xNES rate for a dense factor: ``(9 + 3 ln p) / (5 p^{3/2})``."""
@@ -141,3 +168,24 @@ def frobenius(a: Array) -> float:
 
 def max_abs(a: Array) -> float:
     return float(abs(a).max()) if math.prod(a.shape) else 0.0
+
+
+def whitened_diagonal(hess_diag: Array, d: Array, coupling: Array | None = None, products: Array | None = None,
+                      whitened: Array | None = None) -> Array:
+    """``diag(B⁻¹HB⁻ᵀ)`` on a diagonal block whose columns of ``B⁻ᵀ`` are ``vᵢ = eᵢ/dᵢ + Σⱼ cᵢⱼ uⱼ`` (*derived*).
+
+    ``uⱼ`` are the columns of ``B⁻ᵀ`` already multiplied by H (``products[j, i] = (H uⱼ)ᵢ`` on this block's
+    indices, ``whitened = [uⱼᵀ H uₗ]``), ``coupling = [cᵢⱼ]``; then
+    ``vᵢᵀ H vᵢ = Hᵢᵢ/dᵢ² + 2 cᵢ·(H u)ᵢ/dᵢ + cᵢᵀ W cᵢ``: the diagonal of H and no further product.
+    """
+    out = hess_diag / (d * d)
+    if coupling is not None and coupling.shape[1]:
+        out = out + 2.0 * (coupling * products.T).sum(1) / d + ((coupling @ whitened) * coupling).sum(1)
+    return out
+
+
+def unit_rows(backend: Backend, start: int, count: int, dim: int) -> Array:
+    """Rows ``e_start … e_{start+count−1}`` of ``I_dim`` (O(count·dim), never the whole identity)."""
+    xp = backend.xp
+    return xp.concatenate([backend.zeros((count, start)), backend.eye(count),
+                           backend.zeros((count, dim - start - count))], 1)

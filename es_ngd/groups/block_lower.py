@@ -11,7 +11,15 @@ from typing import Any
 
 from es_ngd.backend import Array
 from es_ngd.groups._block import BlockTriangular, assemble
-from es_ngd.groups.base import Factor, Tangent
+from es_ngd.groups.base import (
+    Factor,
+    HessianDiagonal,
+    HessianProducts,
+    Tangent,
+    sym,
+    unit_rows,
+    whitened_diagonal,
+)
 
 
 class BlockLower(BlockTriangular):
@@ -61,3 +69,21 @@ class BlockLower(BlockTriangular):
 
     def tangent_dense(self, tangent: Tangent) -> Array:
         return self.dense(tangent)
+
+    # -- second-order access (MATH.md §6) ---------------------------------------------------------
+    def solve(self, factor: Factor, y: Array) -> Array:
+        # B⁻¹ y = [B_A⁻¹ y_A; B_D⁻¹ (y_D − B_C B_A⁻¹ y_A)]   (row form)
+        k = self.k
+        ya = y[:, :k] @ factor["Ainv"].T
+        return self.backend.xp.concatenate([ya, (y[:, k:] - ya @ factor["C"].T) / factor["D"]], 1)
+
+    def hessian_direction(self, factor: Factor, hvp: HessianProducts, hess_diag: HessianDiagonal,
+                          shift: Any = 1.0) -> Tangent:
+        # K products with the first K columns uⱼ of B⁻ᵀ give the first K rows of W = B⁻¹HB⁻ᵀ; the other
+        # columns are vᵢ = eᵢ/dᵢ − Σⱼ (B_C)ᵢⱼ/dᵢ uⱼ, whose W_ii need only diag H besides those products
+        k, d = self.k, factor["D"]
+        hu = hvp(self.sample(factor, unit_rows(self.backend, 0, k, self.dim)))
+        w = self.solve(factor, hu)
+        diagonal = whitened_diagonal(hess_diag()[k:], d, -factor["C"] / d[:, None], hu[:, k:], w[:, :k])
+        return {"A": 0.5 * sym(w[:, :k] - shift * self.backend.eye(k)), "C": w[:, k:].T,
+                "D": 0.5 * (diagonal - shift)}

@@ -12,7 +12,15 @@ from typing import Any
 
 from es_ngd.backend import Array
 from es_ngd.groups._block import BlockTriangular, assemble
-from es_ngd.groups.base import Factor, Tangent
+from es_ngd.groups.base import (
+    Factor,
+    HessianDiagonal,
+    HessianProducts,
+    Tangent,
+    sym,
+    unit_rows,
+    whitened_diagonal,
+)
 
 
 class BlockUpper(BlockTriangular):
@@ -68,3 +76,19 @@ class BlockUpper(BlockTriangular):
 
     def tangent_dense(self, tangent: Tangent) -> Array:
         return self.dense(tangent)
+
+    # -- second-order access (MATH.md §6) ---------------------------------------------------------
+    def solve(self, factor: Factor, y: Array) -> Array:
+        # B⁻¹ y = [B_A⁻¹ (y_A − B_B B_D⁻¹ y_D); B_D⁻¹ y_D]   (row form)
+        k = self.k
+        yd = y[:, k:] / factor["D"]
+        return self.backend.xp.concatenate([(y[:, :k] - yd @ factor["C"].T) @ factor["Ainv"].T, yd], 1)
+
+    def hessian_direction(self, factor: Factor, hvp: HessianProducts, hess_diag: HessianDiagonal,
+                          shift: Any = 1.0) -> Tangent:
+        # K products with the first K columns of B⁻ᵀ give the first K rows of W = B⁻¹HB⁻ᵀ (its M_A and M_B
+        # entries); the other columns of B⁻ᵀ are eᵢ/dᵢ, so diag(W_D) = diag(H_D)/d²
+        k = self.k
+        w = self.solve(factor, hvp(self.sample(factor, unit_rows(self.backend, 0, k, self.dim))))
+        return {"A": 0.5 * sym(w[:, :k] - shift * self.backend.eye(k)), "C": w[:, k:],
+                "D": 0.5 * (whitened_diagonal(hess_diag()[k:], factor["D"]) - shift)}

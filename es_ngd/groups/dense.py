@@ -10,7 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from es_ngd.backend import Array
-from es_ngd.groups.base import Factor, MatrixGroup, Tangent, frobenius, h_dense, sym, xnes_learning_rate
+from es_ngd.groups.base import (
+    Factor,
+    HessianDiagonal,
+    HessianProducts,
+    MatrixGroup,
+    Tangent,
+    frobenius,
+    h_dense,
+    sym,
+    xnes_learning_rate,
+)
 
 
 class Dense(MatrixGroup):
@@ -55,3 +65,14 @@ class Dense(MatrixGroup):
 
     def num_parameters(self) -> int:
         return self.dim * (self.dim + 1) // 2
+
+    # -- second-order access (MATH.md §6) ---------------------------------------------------------
+    def solve(self, factor: Factor, y: Array) -> Array:
+        return y @ factor["Binv"].T
+
+    def hessian_direction(self, factor: Factor, hvp: HessianProducts, hess_diag: HessianDiagonal,
+                          shift: Any = 1.0) -> Tangent:
+        # every entry is kept: p products with the columns vᵢ of B⁻ᵀ (the rows of B⁻¹), W_ij = vᵢᵀ H vⱼ
+        v = factor["Binv"]
+        w = v @ hvp(v).T
+        return {"M": 0.5 * sym(w - shift * self.backend.eye(self.dim))}

@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from es_ngd.backend import Array
-from es_ngd.groups.base import Factor, MatrixGroup, Tangent, h_diag, max_abs, snes_learning_rate
+from es_ngd.groups.base import (
+    Factor,
+    HessianDiagonal,
+    HessianProducts,
+    MatrixGroup,
+    Tangent,
+    h_diag,
+    max_abs,
+    snes_learning_rate,
+)
 
 
 class Diagonal(MatrixGroup):
@@ -48,3 +57,13 @@ class Diagonal(MatrixGroup):
     @property
     def default_learning_rate(self) -> float:
         return snes_learning_rate(self.dim)
+
+    # -- second-order access (MATH.md §6) ---------------------------------------------------------
+    def solve(self, factor: Factor, y: Array) -> Array:
+        return y / factor["b"]
+
+    def hessian_direction(self, factor: Factor, hvp: HessianProducts, hess_diag: HessianDiagonal,
+                          shift: Any = 1.0) -> Tangent:
+        # B⁻¹HB⁻ᵀ has the diagonal Hᵢᵢ/bᵢ²: no Hessian-vector product at all
+        b = factor["b"]
+        return {"m": 0.5 * (hess_diag() / (b * b) - shift)}

@@ -21,6 +21,8 @@ from es_ngd.backend import Array, Backend
 from es_ngd.groups._block import assemble
 from es_ngd.groups.base import (
     Factor,
+    HessianDiagonal,
+    HessianProducts,
     MatrixGroup,
     Tangent,
     coupled_learning_rate,
@@ -30,6 +32,8 @@ from es_ngd.groups.base import (
     max_abs,
     snes_learning_rate,
     sym,
+    unit_rows,
+    whitened_diagonal,
     xnes_learning_rate,
 )
 
@@ -193,6 +197,22 @@ class HierarchicalLower(_Hierarchical):
     def tangent_dense(self, tangent: Tangent) -> Array:
         return self.dense(tangent)
 
+    # -- second-order access (MATH.md §6) ---------------------------------------------------------
+    def solve(self, factor: Factor, y: Array) -> Array:
+        # B⁻¹ y: x_A = B_A⁻¹ y_A ;  r = y_rest − B_C x_A ;  x_D = B_D⁻¹ r_D ;  x_4 = B_4⁻¹ (r_4 − B_3 x_D)
+        k1, d = self.k1, self.d
+        xa = y[:, :k1] @ factor["Ainv"].T
+        r = y[:, k1:] - xa @ factor["C"].T
+        xd = r[:, :d] / factor["D"]
+        x4 = (r[:, d:] - xd @ factor["3"].T) @ factor["4inv"].T
+        return self.backend.xp.concatenate([xa, xd, x4], 1)
+
+    def hessian_direction(self, factor: Factor, hvp: HessianProducts, hess_diag: HessianDiagonal,
+                          shift: Any = 1.0) -> Tangent:
+        # K1 + K2 products with the columns of B⁻ᵀ of the A and 4 blocks give those rows of W = B⁻¹HB⁻ᵀ;
+        # the middle columns are vᵢ = eᵢ/dᵢ − Σⱼ (B_C)ᵢⱼ/dᵢ uⱼ (uⱼ the A columns): W_ii from diag H
+        return _hierarchical_direction(self, factor, hvp, hess_diag, shift, lower=True)
+
 
 class HierarchicalUpper(_Hierarchical):
     """``hier-up:K1,K2``: ``B = [[B_A, B_C], [0, R]]`` with ``R = [[B_D, B_3], [0, B_4]]``."""
@@ -264,3 +284,37 @@ class HierarchicalUpper(_Hierarchical):
 
     def tangent_dense(self, tangent: Tangent) -> Array:
         return self.dense(tangent)
+
+    # -- second-order access (MATH.md §6) ---------------------------------------------------------
+    def solve(self, factor: Factor, y: Array) -> Array:
+        # B⁻¹ y: x_4 = B_4⁻¹ y_4 ;  x_D = B_D⁻¹ (y_D − B_3 x_4) ;  x_A = B_A⁻¹ (y_A − B_C [x_D; x_4])
+        k1, d, xp = self.k1, self.d, self.backend.xp
+        x4 = y[:, k1 + d:] @ factor["4inv"].T
+        xd = (y[:, k1:k1 + d] - x4 @ factor["3"].T) / factor["D"]
+        xrest = xp.concatenate([xd, x4], 1)
+        return xp.concatenate([(y[:, :k1] - xrest @ factor["C"].T) @ factor["Ainv"].T, xrest], 1)
+
+    def hessian_direction(self, factor: Factor, hvp: HessianProducts, hess_diag: HessianDiagonal,
+                          shift: Any = 1.0) -> Tangent:
+        # as for hier, but the middle columns of B⁻ᵀ are vᵢ = eᵢ/dᵢ − Σⱼ (B_3)ᵢⱼ/dᵢ uⱼ with uⱼ the 4 columns
+        return _hierarchical_direction(self, factor, hvp, hess_diag, shift, lower=False)
+
+
+def _hierarchical_direction(group: _Hierarchical, factor: Factor, hvp: HessianProducts,
+                            hess_diag: HessianDiagonal, shift: Any, *, lower: bool) -> Tangent:
+    """``C ⊙ κ(B⁻¹HB⁻ᵀ − shift·I)`` for both hierarchical groups from ``K1 + K2`` products and ``diag H``."""
+    bk, k1, k2, d, p = group.backend, group.k1, group.k2, group.d, group.dim
+    units = bk.xp.concatenate([unit_rows(bk, 0, k1, p), unit_rows(bk, k1 + d, k2, p)], 0)
+    hu = hvp(group.sample(factor, units))  # H times the A and 4 columns of B⁻ᵀ
+    w = group.solve(factor, hu)  # the A and 4 rows of W
+    wa, w4 = w[:k1], w[k1:]
+    if lower:  # the middle columns couple to the A columns through B_C's first d rows
+        coupling, products, whitened = -factor["C"][:d] / factor["D"][:, None], hu[:k1, k1:k1 + d], wa[:, :k1]
+    else:  # ... and to the 4 columns through B_3
+        coupling, products, whitened = -factor["3"] / factor["D"][:, None], hu[k1:, k1:k1 + d], w4[:, k1 + d:]
+    diagonal = whitened_diagonal(hess_diag()[k1:k1 + d], factor["D"], coupling, products, whitened)
+    return {"A": 0.5 * sym(wa[:, :k1] - shift * bk.eye(k1)),
+            "C": wa[:, k1:].T if lower else wa[:, k1:],  # W_rest,A (hier) or W_A,rest (hier-up), C = 1
+            "D": 0.5 * (diagonal - shift),
+            "3": w4[:, k1:k1 + d] if lower else w4[:, k1:k1 + d].T,  # W_4,D or W_D,4, C = 1
+            "4": 0.5 * sym(w4[:, k1 + d:] - shift * bk.eye(k2))}

@@ -9,7 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from es_ngd.backend import Array
-from es_ngd.groups.base import Factor, MatrixGroup, Tangent, frobenius, h_dense, xnes_learning_rate
+from es_ngd.groups.base import (
+    Factor,
+    HessianDiagonal,
+    HessianProducts,
+    MatrixGroup,
+    Tangent,
+    frobenius,
+    h_dense,
+    xnes_learning_rate,
+)
 
 
 class _Triangular(MatrixGroup):
@@ -60,6 +69,18 @@ class _Triangular(MatrixGroup):
 
     def num_parameters(self) -> int:
         return self.dim * (self.dim + 1) // 2
+
+    # -- second-order access (MATH.md §6) ---------------------------------------------------------
+    def solve(self, factor: Factor, y: Array) -> Array:
+        return self.backend.solve_triangular(factor["B"], y.T, lower=self.lower).T
+
+    def hessian_direction(self, factor: Factor, hvp: HessianProducts, hess_diag: HessianDiagonal,
+                          shift: Any = 1.0) -> Tangent:
+        # a triangle of B⁻¹HB⁻ᵀ touches every column of B⁻ᵀ: p products, as for dense
+        xp = self.backend.xp
+        v = self.sample(factor, self.backend.eye(self.dim))  # rows: the columns of B⁻ᵀ
+        w = v @ hvp(v).T
+        return {"M": self._keep(w, 1) + xp.diag(0.5 * (xp.diagonal(w) - shift))}
 
 
 class LowerTriangular(_Triangular):

@@ -1,0 +1,194 @@
+"""es_ngd policy search against EvoTorch's GymNE (PGPE, SNES, XNES) at the same env-step budgets.
+
+Solvers: es_ngd with ``diag``, ``up:2`` and (MLP policies) the per-layer ``layers:kron(tril,tril)``, all at
+es_ngd's defaults (σ₀ from the policy's input scale, the strategy's population size); EvoTorch 0.6.1's
+GymNE with observation normalisation and the PGPE settings of EvoTorch's README (popsize 200, centre rate
+0.01125, ClipUp max speed 0.015, σ rate 0.1, radius 0.27, num_interactions 150 000, popsize_max 3 200), and
+SNES / XNES at EvoTorch's defaults with the same radius. Per run: the mean policy's return every few
+generations against env steps, the env steps at which it first reaches the task's threshold, the final
+mean policy's return over 10 fresh episodes, and env steps per second.
+
+    nice -n 19 python benchmarks/gym_comparison.py --tasks cartpole --seeds 1 2 3
+    python benchmarks/gym_comparison.py --tasks lunar halfcheetah --seeds 1 2 3 --workers 16   # a big machine
+
+Writes ``benchmarks/results/gym/comparison_<task>.json`` and ``comparison_<task>.png``; ``--report`` prints
+the table of all result files (median over seeds). Tasks need ``gymnasium[box2d]`` (lunar) or
+``gymnasium[mujoco]`` (halfcheetah); EvoTorch is optional (``pip install evotorch --no-deps`` plus pandas,
+so that it does not replace the installed torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results" / "gym"
+FINAL_EPISODES = 10
+
+
+@dataclass(frozen=True)
+class Task:
+    env_id: str
+    policy: str  # "linear" or "mlp"
+    hidden: tuple[int, ...]
+    budget: int  # env steps
+    threshold: float  # return that counts as solved
+
+
+TASKS = {
+    "cartpole": Task("CartPole-v1", "linear", (), 100_000, 475.0),
+    "pendulum": Task("Pendulum-v1", "mlp", (16, 16), 1_000_000, -200.0),
+    "lunar": Task("LunarLanderContinuous-v3", "linear", (), 2_000_000, 200.0),
+    "halfcheetah": Task("HalfCheetah-v5", "linear", (), 5_000_000, 5500.0),
+}
+ES_NGD = ("diag", "up:2", "layers:kron(tril,tril)")
+EVOTORCH = ("PGPE", "SNES", "XNES")
+
+
+def run_es_ngd(task: Task, structure: str, seed: int, workers: int | None) -> dict:
+    from es_ngd.gym.problem import GymProblem
+    from es_ngd.gym.search import policy_search
+
+    problem = GymProblem(task.env_id, policy=task.policy, hidden=task.hidden or (64, 64), seed=seed)
+    start = time.perf_counter()
+    result = policy_search(problem, max_env_steps=task.budget, structure=structure, workers=workers)
+    seconds = time.perf_counter() - start
+    curve = [(row["env_steps"], row["center_return"]) for row in result.history if math.isfinite(row["center_return"])]
+    return {"curve": curve, "final_return": result.eval_return, "env_steps": result.env_steps, "seconds": seconds,
+            "steps_per_s": result.env_steps / seconds}
+
+
+def _evotorch_network(task: Task) -> str:
+    if task.policy == "linear":
+        return "Linear(obs_length, act_length)"
+    layers, width = [], "obs_length"
+    for h in task.hidden:
+        layers += [f"Linear({width}, {h})", "Tanh()"]
+        width = str(h)
+    return " >> ".join([*layers, f"Linear({width}, act_length)"])
+
+
+def run_evotorch(task: Task, algorithm: str, seed: int, workers: int | None, eval_every: int = 5) -> dict:
+    import torch
+    from evotorch.algorithms import PGPE, SNES, XNES
+    from evotorch.neuroevolution import GymNE
+
+    torch.manual_seed(seed)
+    problem = GymNE(task.env_id, _evotorch_network(task), observation_normalization=True,
+                    num_actors=workers if workers else None)
+    if algorithm == "PGPE":
+        searcher = PGPE(problem, popsize=200, center_learning_rate=0.01125, stdev_learning_rate=0.1,
+                        optimizer="clipup", optimizer_config={"max_speed": 0.015}, radius_init=0.27,
+                        num_interactions=150_000, popsize_max=3200)
+    else:
+        searcher = {"SNES": SNES, "XNES": XNES}[algorithm](problem, radius_init=0.27)
+    start, curve, generation = time.perf_counter(), [], 0
+    while True:
+        searcher.step()
+        generation += 1
+        steps = int(searcher.status["total_interaction_count"])
+        if generation % eval_every == 0 or steps >= task.budget:
+            curve.append((steps, float(problem.run(searcher.status["center"], num_episodes=1)["cumulative_reward"])))
+        if steps >= task.budget:
+            break
+    seconds = time.perf_counter() - start
+    center = searcher.status["center"]
+    final = float(np.mean([problem.run(center, num_episodes=1)["cumulative_reward"] for _ in range(FINAL_EPISODES)]))
+    return {"curve": curve, "final_return": final, "env_steps": steps, "seconds": seconds,
+            "steps_per_s": steps / seconds}
+
+
+def steps_to_threshold(curve: list, threshold: float) -> int | None:
+    return next((int(steps) for steps, value in curve if value >= threshold), None)
+
+
+def plot(task_name: str, runs: list[dict]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    colours: dict[str, str] = {}
+    for run in runs:
+        label = run["solver"]
+        colour = colours.setdefault(label, f"C{len(colours)}")
+        steps, values = zip(*run["curve"], strict=True) if run["curve"] else ((), ())
+        ax.plot(steps, values, color=colour, lw=1, alpha=0.8, label=label if run["seed"] == runs[0]["seed"] else None)
+    ax.axhline(TASKS[task_name].threshold, color="k", lw=0.6, ls=":")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("mean policy return")
+    ax.set_title(TASKS[task_name].env_id)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    path = RESULTS / f"comparison_{task_name}.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def report() -> None:
+    print("| task | solver | seeds | steps to threshold (median) | final return (median) | env steps/s |")
+    print("|---|---|---|---|---|---|")
+    for path in sorted(RESULTS.glob("comparison_*.json")):
+        data = json.loads(path.read_text())
+        threshold = TASKS[data["task"]].threshold
+        for solver in dict.fromkeys(run["solver"] for run in data["runs"]):
+            runs = [r for r in data["runs"] if r["solver"] == solver]
+            reached = [steps_to_threshold(r["curve"], threshold) for r in runs]
+            hits = [s for s in reached if s is not None]
+            median_steps = f"{np.median(hits):,.0f} ({len(hits)}/{len(runs)} reached)" if hits else "not reached"
+            print(f"| {data['task']} | {solver} | {len(runs)} | {median_steps} | "
+                  f"{np.median([r['final_return'] for r in runs]):.1f} | "
+                  f"{np.median([r['steps_per_s'] for r in runs]):,.0f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=["cartpole"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--solvers", nargs="+", default=[*(f"es_ngd:{s}" for s in ES_NGD),
+                                                         *(f"evotorch:{a}" for a in EVOTORCH)])
+    parser.add_argument("--budget", type=int, default=None, help="override the task's env-step budget")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--report", action="store_true", help="print the table of the saved results and exit")
+    args = parser.parse_args()
+    if args.report:
+        report()
+        return
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for name in args.tasks:
+        task = TASKS[name]
+        if args.budget:
+            task = Task(task.env_id, task.policy, task.hidden, args.budget, task.threshold)
+        runs = []
+        for solver in args.solvers:
+            family, _, variant = solver.partition(":")
+            if variant.startswith("layers:") and task.policy != "mlp":
+                continue  # the per-layer structure is for network policies
+            for seed in args.seeds:
+                try:
+                    run = (run_es_ngd(task, variant, seed, args.workers) if family == "es_ngd"
+                           else run_evotorch(task, variant, seed, args.workers))
+                except ImportError as err:
+                    print(f"skipping {solver}: {err}", flush=True)
+                    break
+                run.update(solver=solver, seed=seed)
+                runs.append(run)
+                print(json.dumps({k: v for k, v in run.items() if k != "curve"}), flush=True)
+        (RESULTS / f"comparison_{name}.json").write_text(json.dumps(
+            {"task": name, "env_id": task.env_id, "budget": task.budget, "threshold": task.threshold,
+             "policy": task.policy, "hidden": task.hidden, "runs": runs}, indent=1) + "\n")
+        plot(name, runs)
+    report()
+
+
+if __name__ == "__main__":
+    main()
