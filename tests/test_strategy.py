@@ -24,7 +24,7 @@ ROTATED_ELLIPSOID_HESSIAN = {10: rotated_ellipsoid_hessian(10, 1e6, seed=4)}
 
 # (structure, problem, p, budget in evaluations, what the "xnes" rule needed, seeds 1 and 2): each must
 # reach f < 1e-8 within its budget with the defaults (step_size="csa", rank_one=True), which measured
-# (seeds 1, 2): dense 1740/1820, 3940/3810, 3820/3850, 6340/5290, 4695/4785; diag 5070/5025, 8040/7740;
+# (seeds 1, 2): dense 1740/1820, 4170/3990, 3860/3850, 6460/5560, 4695/4785; diag 5070/5025, 8040/7740;
 # up:2 4965/4770, 19410/19005. Every budget is one that the "xnes" rule (es_ngd 0.1's) misses.
 CONVERGENCE = [
     ("dense", "sphere", 10, 2_500, 5_600),
