@@ -22,6 +22,10 @@ Array = Any  # a numpy.ndarray or a torch.Tensor, depending on the backend
 SMALL_TRIANGULAR = 64
 
 
+#: where the random normals come from: numpy's generator on the host, or a counter-based one on the
+#: torch device (:mod:`es_ngd.device_noise`)
+NOISE_KINDS = ("host", "device")
+
 #: rows drawn from one keyed stream: amortises the generator's construction (about 10 µs) while a
 #: worker that needs a few rows still regenerates at most this many
 ROWS_PER_STREAM = 16
@@ -75,6 +79,7 @@ class Backend:
     xp: Any
     dtype: Any
     device: Any
+    noise: str  #: "host" or "device" (:data:`NOISE_KINDS`)
 
     def asarray(self, x: Any) -> Array:
         raise NotImplementedError
@@ -126,6 +131,7 @@ class NumpyBackend(Backend):
     name = "numpy"
     xp = np
     device = "cpu"
+    noise = "host"
 
     def __init__(self, dtype: Any = "float64") -> None:
         self.dtype = np.dtype(dtype)
@@ -185,14 +191,16 @@ class NumpyBackend(Backend):
 class TorchBackend(Backend):
     """torch tensors on an explicit device and dtype (float64 by default, for exactness checks).
 
-    Random normals are drawn on the host by :func:`noise_rows` and moved to the device in one
-    explicit copy, so a seed gives the same candidates on numpy, torch-CPU and CUDA, and Ray workers
-    can regenerate them. On CPU the copy is free (``torch.from_numpy`` shares memory).
+    ``noise="host"``: random normals are drawn on the host by :func:`noise_rows` and moved to the
+    device in one explicit copy, so a seed gives the same candidates on numpy, torch-CPU and CUDA, and
+    Ray workers can regenerate them. On CPU the copy is free (``torch.from_numpy`` shares memory).
+    ``noise="device"``: they are drawn on the device by :func:`es_ngd.device_noise.device_normals`
+    (other numbers than numpy's, no host work, no copy). ``None`` picks "device" on CUDA, else "host".
     """
 
     name = "torch"
 
-    def __init__(self, dtype: Any = "float64", device: Any = "cpu") -> None:
+    def __init__(self, dtype: Any = "float64", device: Any = "cpu", noise: str | None = None) -> None:
         import torch  # imported here so that `import es_ngd` works without torch
 
         self.xp = torch
@@ -201,6 +209,23 @@ class TorchBackend(Backend):
         if not self.dtype.is_floating_point:
             raise ValueError(f"dtype must be a floating type, got {self.dtype}")
         self.device = torch.device(device)
+        if noise not in (None, *NOISE_KINDS):
+            raise ValueError(f"noise must be one of {NOISE_KINDS} or None, got {noise!r}")
+        self.noise = noise if noise is not None else ("device" if self.device.type == "cuda" else "host")
+
+    def standard_normal(self, seed: int, ask_id: int, rows: Sequence[int], dim: int, out: Array | None = None) -> Array:
+        if self.noise == "host":
+            return super().standard_normal(seed, ask_id, rows, dim, out)
+        from es_ngd.device_noise import device_normals
+
+        values = device_normals(seed, ask_id, rows, dim, dtype=self.dtype, device=self.device)
+        if out is None:
+            return values
+        out.copy_(values)
+        return out
+
+    def describe(self) -> str:
+        return f"{self.name}({self.dtype}, {self.device}, noise={self.noise})"
 
     def asarray(self, x: Any) -> Any:
         torch = self.xp
@@ -236,21 +261,26 @@ class TorchBackend(Backend):
         return isinstance(x, self.xp.Tensor)
 
 
-def get_backend(backend: str | Backend = "numpy", *, dtype: Any = "float64", device: Any = None) -> Backend:
+def get_backend(backend: str | Backend = "numpy", *, dtype: Any = "float64", device: Any = None,
+                noise: str | None = None) -> Backend:
     """A backend by name (``"numpy"`` or ``"torch"``), or the one passed in."""
     if isinstance(backend, Backend):
+        if noise is not None and noise != backend.noise:
+            raise ValueError(f"noise={noise!r} but the backend passed in draws its noise {backend.noise!r}")
         return backend
     if backend == "numpy":
         if device not in (None, "cpu"):
             raise ValueError(f"the numpy backend runs on the CPU only, got device={device!r}")
+        if noise not in (None, "host"):
+            raise ValueError(f"noise={noise!r} needs backend='torch': the numpy backend draws its noise on the host")
         return NumpyBackend(dtype)
     if backend == "torch":
         try:
-            return TorchBackend(dtype, "cpu" if device is None else device)
+            return TorchBackend(dtype, "cpu" if device is None else device, noise)
         except ImportError as err:
             raise ImportError("backend='torch' needs PyTorch: pip install 'es-ngd[torch]'") from err
     raise ValueError(f"unknown backend {backend!r}; valid: 'numpy', 'torch' or a Backend instance")
 
 
 
-__all__ = ["SMALL_TRIANGULAR", "Backend", "NumpyBackend", "TorchBackend", "get_backend", "noise_rows"]
+__all__ = ["NOISE_KINDS", "SMALL_TRIANGULAR", "Backend", "NumpyBackend", "TorchBackend", "get_backend", "noise_rows"]

@@ -244,6 +244,8 @@ def _options_to_json(es: NGDES) -> dict[str, Any]:
         options["shape"] = [int(n) for n in options["shape"]]
     if options["device"] is not None:
         options["device"] = str(options["device"])
+    # the kind in use, not the option: "auto" would switch kinds (and trajectories) with the device
+    options["noise"] = es.backend.noise
     return options
 
 

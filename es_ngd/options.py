@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from es_ngd.backend import NOISE_KINDS
 from es_ngd.shaping import SHAPERS, Shaper
 from es_ngd.step_size import STEP_SIZE_CONTROLS
 from es_ngd.termination import TerminationOptions
@@ -47,6 +48,9 @@ class Options(TerminationOptions):
     accept_injected: bool = False  #: let ``tell`` take rows that ``ask`` did not produce (pycma's inject)
     dtype: str = "float64"  #: array dtype of the backend
     device: str | None = None  #: torch device ("cpu", "cuda", ...)
+    #: where the normals are drawn: "host" (numpy's generator, the same numbers on every backend) or
+    #: "device" (on the torch device, :mod:`es_ngd.device_noise`); None: "device" on CUDA, else "host"
+    noise: str | None = None
     shape: tuple[int, int] | None = None  #: matrix shape of x, for Kronecker structures
     verbose: int = 0  #: > 0: print a pycma-like progress line (:meth:`NGDES.disp`) every 100 iterations
 
@@ -137,6 +141,8 @@ _OPTION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dtype": (_floating_dtype, "a floating dtype such as 'float64' or 'float32'"),
     "device": ((lambda value: value is None or isinstance(value, str) or hasattr(value, "type")),
                "None, a device name such as 'cuda' or a torch.device"),
+    "noise": ((lambda value: value is None or (isinstance(value, str) and value in NOISE_KINDS)),
+              "None, " + " or ".join(map(repr, NOISE_KINDS))),
     "shape": (_matrix_shape, "None or a pair of positive integers (rows, cols)"),
     "verbose": (lambda value: isinstance(value, (int, np.integer)), "an integer (0: quiet, 1: a line every 100 "
                 "iterations, as pycma's verb_disp)"),

@@ -23,6 +23,11 @@ from es_ngd.groups.base import Factor, MatrixGroup
 #: the same rows computed by the process that asked.
 ROW_BLOCK = 16
 
+#: with device noise, rows are drawn and transformed in chunks of about this many entries: a chunk of
+#: noise is the only temporary of the population's kind, so nothing of size n·p is held twice
+#: (2²⁶ entries: 256 MiB in float32; one chunk, with no Python loop, up to p·n ≈ 6.7·10⁷)
+CHUNK_ENTRIES = 2**26
+
 
 @dataclass(frozen=True, eq=False)
 class Population:
@@ -43,9 +48,34 @@ class Population:
     def __len__(self) -> int:
         return self.size
 
+    @property
+    def regenerable(self) -> bool:
+        """Whether another process can regenerate rows from this description (host noise), so that an
+        evaluator may send it instead of the rows. Device noise is drawn on a device that a worker
+        need not have: evaluators send those rows themselves."""
+        return self.group.backend.noise == "host"
+
+    def chunks(self) -> list[slice]:
+        """The row ranges that ask draws, and tell regenerates, at once (device noise: by
+        :data:`CHUNK_ENTRIES`; host noise: all rows)."""
+        if self.regenerable:
+            return [slice(0, self.size)]
+        rows = max(1, CHUNK_ENTRIES // self.group.dim)
+        return [slice(start, min(start + rows, self.size)) for start in range(0, self.size, rows)]
+
+    def chunk(self, rows: slice) -> tuple[Array, Array]:
+        """Noise ``z`` and candidates ``x`` of one range of :meth:`chunks`, computed afresh: with device
+        noise, ``tell`` gets the noise back this way (and checks the rows it was given against ``x``)
+        instead of keeping it from ``ask``, so that the population is held once."""
+        z = self.noise(np.arange(rows.start, rows.stop))
+        x = self.group.backend.empty(tuple(z.shape))
+        self._transform_block(z, out=x)
+        return z, x
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["cache"] = None
+        if self.regenerable:  # the receiver regenerates its own rows; device noise sends them
+            state["cache"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -90,7 +120,19 @@ class Population:
         if indices is None and self.cache is not None:
             return self.cache
         idx = self._indices(indices)
+        if self.cache is not None and not self.regenerable:  # ask's own rows; no subset is recomputed
+            return self.cache[self.group.backend.xp.as_tensor(idx, device=self.cache.device)]
         return self.transform(self.noise(idx), idx)
+
+    def draw(self) -> tuple[Array | None, Array]:
+        """What ``ask`` needs: the noise (None with device noise: tell regenerates it) and the candidates."""
+        if self.regenerable:
+            return self.noise_and_candidates()
+        x = self.group.backend.empty((self.size, self.group.dim))
+        for rows in self.chunks():
+            z = self.noise(np.arange(rows.start, rows.stop))
+            self._transform_block(z, out=x[rows])
+        return None, x
 
     def noise_and_candidates(self) -> tuple[Array, Array]:
         """Noise ``z`` and candidates ``x`` of the whole population (what ``ask`` needs).

@@ -12,7 +12,7 @@ import dataclasses
 import math
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from es_ngd.backend import Array, Backend, get_backend
 from es_ngd.evolution_path import RankOnePath
 from es_ngd.fitness import real_array
 from es_ngd.groups import MatrixGroup, make_group
-from es_ngd.groups.base import Factor
+from es_ngd.groups.base import Factor, Tangent
 from es_ngd.options import MAX_POPSIZE, OPTION_NAMES, Options, _is_number, _merge_options, make_options  # noqa: F401  (importable from here too)
 from es_ngd.population import Population
 from es_ngd.shaping import Shaper, get_shaper, xnes_utilities
@@ -90,24 +90,22 @@ def natural_gradient_step(state: State, group: MatrixGroup, z: Array, utilities:
                           max_step: float = 1.0) -> tuple[State, bool]:
     """One generation's update from noise rows ``z`` and utilities ``u`` (MATH.md §2).
 
+    ``z`` is the ``(n, p)`` array, or an iterable of consecutive row chunks of it (device noise).
+
     The mean moves by ``η_μ σ B⁻ᵀ Σ uᵢ zᵢ``, B by the exact natural gradient of the trace-free part of
     G (plus the rank-one term when ``rank_one`` is given), and σ as ``control`` decides.
     Returns the new state (counters untouched) and whether the step bound acted.
     """
-    p, backend = group.dim, group.backend
-    u = backend.asarray(utilities)
-    g_delta = u @ z
-    trace_part = float(u @ backend.xp.einsum("ij,ij->i", z, z)) / p  # tr(G)/p, forming neither G nor z²
-    mean = state.mean + (rates.mean * state.sigma) * group.sample(state.factor, g_delta[None, :])[0]
     fitness = -utilities if fitness is None else fitness  # the same ranks
-    selected_step = _selected_step(backend, z, utilities, fitness, g_delta)
+    g_delta, selected_step, trace_part, direction = _noise_statistics(
+        group, [z] if group.backend.is_array(z) else z, utilities, fitness)
+    mean = state.mean + (rates.mean * state.sigma) * group.sample(state.factor, g_delta[None, :])[0]
     generation = Generation(g_delta=g_delta, selected_step=selected_step, trace_part=trace_part, utilities=utilities,
                             fitness=fitness, has_test_pair=has_test_pair,
                             mean_before=state.mean, sigma_rate=rates.sigma)
     sigma, control_state = control.update(state.step_size, state.sigma, generation)
     if entropy_weight:
         sigma *= math.exp(0.5 * rates.sigma * entropy_weight)
-    direction = group.natural_direction(z, u, trace_part)  # C ⊙ κ(G − G_σ I)
     path = state.evolution_path
     if rank_one is not None:
         stalled = control.stalls_evolution_path(control_state, state.iterations + 1)
@@ -123,19 +121,44 @@ def natural_gradient_step(state: State, group: MatrixGroup, z: Array, utilities:
                                evolution_path=path), bounded
 
 
-def _selected_step(backend: Backend, z: Array, utilities: np.ndarray, fitness: np.ndarray,
-                   g_delta: Array) -> Array | None:
-    """``Σ rᵢ zᵢ / √Σrᵢ²`` with ``r`` the xNES utilities of the fitness ranks: the evolution paths' input.
+def _noise_statistics(group: MatrixGroup, chunks: Iterable[Array], utilities: np.ndarray,
+                      fitness: np.ndarray) -> tuple[Array, Array | None, float, Tangent]:
+    """What a generation's update needs from its noise rows, summed over ``chunks`` (consecutive row
+    ranges of ``z``, in order): ``g_δ = Σ uᵢ zᵢ``, the selected step, ``tr(G)/p`` and the natural
+    direction ``C ⊙ κ(G − tr(G)/p · I)``.
 
-    Rank-based whatever the shaping, as CMA-ES's recombination is (see :class:`~es_ngd.step_size.CSA`);
-    with the default xNES shaping it is ``g_δ`` itself, so nothing is computed twice.
+    All four are sums over rows (the direction is linear in ``G`` and its shift together), so device
+    noise is regenerated and used one chunk at a time and the population's noise is never held whole.
+    The selected step is ``Σ rᵢ zᵢ / √Σrᵢ²`` with ``r`` the xNES utilities of the fitness ranks: the
+    evolution paths' input, rank-based whatever the shaping, as CMA-ES's recombination is (see
+    :class:`~es_ngd.step_size.CSA`); with the default xNES shaping it is ``g_δ`` itself.
     """
+    backend, p = group.backend, group.dim
     ranked = xnes_utilities(fitness)
     spread = float(np.sqrt((ranked**2).sum()))
+    reuse = np.array_equal(ranked, utilities)
+    u_all, r_all = backend.asarray(utilities), None if reuse or spread == 0.0 else backend.asarray(ranked)
+    g_delta = selected = direction = None
+    trace_part, start = 0.0, 0
+    for z in chunks:
+        stop = start + len(z)
+        u = u_all[start:stop]
+        shift = float(u @ backend.xp.einsum("ij,ij->i", z, z)) / p  # this chunk's tr(G)/p, forming neither G nor z²
+        part = group.natural_direction(z, u, shift)
+        g_part = u @ z
+        s_part = None if r_all is None else r_all[start:stop] @ z
+        if direction is None:
+            g_delta, selected, direction, trace_part = g_part, s_part, part, shift
+        else:  # tangents form a vector space
+            g_delta, trace_part = g_delta + g_part, trace_part + shift
+            selected = None if s_part is None else selected + s_part
+            direction = {key: direction[key] + part[key] for key in direction}
+        start = stop
+    if start != len(utilities):
+        raise ValueError(f"{start} noise rows for {len(utilities)} utilities")
     if spread == 0.0:  # all fitness values tied
-        return None
-    step = g_delta if np.array_equal(ranked, utilities) else backend.asarray(ranked) @ z
-    return step / spread
+        return g_delta, None, trace_part, direction
+    return g_delta, (g_delta if reuse else selected) / spread, trace_part, direction
 
 
 def _check_x0(x0: Any) -> tuple[np.ndarray, tuple[int, int] | None]:
@@ -188,7 +211,8 @@ class NGDES:
         if not _is_number(seed) or int(seed) != seed or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = int(seed)
-        self.backend = get_backend(backend, dtype=self.options.dtype, device=self.options.device)
+        self.backend = get_backend(backend, dtype=self.options.dtype, device=self.options.device,
+                                   noise=self.options.noise)
         shape = self.options.shape or x0_shape
         self.group = make_group(structure, self.dim, self.backend, **({"shape": shape} if shape else {}))
         self.rates = LearningRates(
@@ -229,7 +253,7 @@ class NGDES:
         population = Population(mean=s.mean, sigma=s.sigma, factor=s.factor, group=self.group, seed=self.seed,
                                 ask_id=s.asks, size=n, mirrored=self.options.mirrored,
                                 test_direction=self.step_size.test_direction(s.step_size, self.group, s.factor, s.mean))
-        z, x = population.noise_and_candidates()
+        z, x = population.draw()
         if isinstance(x, np.ndarray):
             # the population's own rows: read-only, so that whoever holds population.candidates() cannot
             # change what tell() compares against (torch tensors have no such flag; ask() hands out copies)
@@ -245,9 +269,13 @@ class NGDES:
         A second ``ask`` before ``tell`` replaces the first: ``tell`` must answer the last one.
         The array is the caller's own copy: editing it (clipping into a box, say) is allowed, and
         ``tell`` then sees rows that ``ask`` did not produce (an error, or injected points with
-        ``accept_injected=True``).
+        ``accept_injected=True``). With device noise it is the population's own tensor (no copy, so
+        that the population is held once); ``tell`` recomputes the rows to compare, so edits are still
+        caught.
         """
-        return self.backend.copy(self.ask_population(n).candidates())
+        population = self.ask_population(n)
+        x = population.candidates()
+        return x if not population.regenerable else self.backend.copy(x)
 
     # -- tell ------------------------------------------------------------------------------------
     def tell(self, X: Any, f: Any) -> None:
@@ -265,7 +293,10 @@ class NGDES:
         population, z_asked, x_asked = self._pending
         n, p = population.size, self.dim
         fit = self._check_fitness(f, n)
-        X, z = self._noise_of(X, z_asked, x_asked, (n, p))
+        X = self.backend.asarray(X)
+        if tuple(X.shape) != (n, p):
+            raise ValueError(f"X must have shape {(n, p)} like the last ask(), got {tuple(X.shape)}")
+        z = self._noise_of(X, population, z_asked, x_asked)
 
         nonfinite = ~np.isfinite(fit)
         if nonfinite.any():
@@ -323,26 +354,31 @@ class NGDES:
             raise ValueError(f"expected {n} fitness values (one per row of the last ask), got shape {np.shape(f)}")
         return fit.reshape(-1)
 
-    def _noise_of(self, X: Any, z_asked: Array, x_asked: Array, shape: tuple[int, int]) -> tuple[Array, Array]:
-        """``X`` as a backend array, and the standard normal rows behind it: the asked ones, or
+    def _noise_of(self, X: Array, population: Population, z_asked: Array | None,
+                  x_asked: Array) -> Array | Iterator[Array]:
+        """The standard normal rows behind ``X``: the whole array when ask kept them, else (device
+        noise) an iterator over :meth:`Population.chunks`, each regenerated and checked as it is used."""
+        if z_asked is not None:
+            return self._chunk_noise(X, z_asked, x_asked, 0)
+        return (self._chunk_noise(X[rows], *population.chunk(rows), rows.start) for rows in population.chunks())
+
+    def _chunk_noise(self, X: Array, z_asked: Array, x_asked: Array, first_row: int) -> Array:
+        """The noise behind rows ``X`` (candidates from ``first_row`` on): the asked rows' own, or
         (injected) ``B(x − μ)/σ``.
 
         Rows are compared by value, never by identity: an array edited in place after ``ask`` is
         still the same object but no longer holds the asked points (one vectorised comparison).
         """
-        X = self.backend.asarray(X)
-        if tuple(X.shape) != shape:
-            raise ValueError(f"X must have shape {shape} like the last ask(), got {tuple(X.shape)}")
         equal = X == x_asked
         same_rows = self.backend.to_numpy(equal.all(1))
         if not same_rows.all():  # NaN candidates (from an overflowing σ) are equal to themselves here
             xp = self.backend.xp
             same_rows = self.backend.to_numpy((equal | (xp.isnan(X) & xp.isnan(x_asked))).all(1))
         if same_rows.all():
-            return X, z_asked
+            return z_asked
         if not self.options.accept_injected:
-            raise ValueError(f"rows {np.flatnonzero(~same_rows).tolist()} of X are not those of the last ask() "
-                             "(edited after ask?); tell() must answer the last ask with its own rows "
+            raise ValueError(f"rows {(first_row + np.flatnonzero(~same_rows)).tolist()} of X are not those of the "
+                             "last ask() (edited after ask?); tell() must answer the last ask with its own rows "
                              "(pass accept_injected=True to tell changed rows as injected points)")
         if not bool(self.backend.xp.isfinite(X).all()):
             raise ValueError("injected rows of X must be finite")
@@ -353,7 +389,7 @@ class NGDES:
         norms = (z * z).sum(1) ** 0.5
         scale = self.backend.asarray(np.minimum(1.0, limit / np.maximum(self.backend.to_numpy(norms), 1e-300)))
         mask = self.backend.asarray(same_rows.astype(float))[:, None]
-        return X, mask * z_asked + (1.0 - mask) * z * scale[:, None]
+        return mask * z_asked + (1.0 - mask) * z * scale[:, None]
 
     # -- stop and result -------------------------------------------------------------------------
     def stop(self) -> dict[str, Any]:

@@ -383,3 +383,17 @@ def test_kuberay_manifest_converts_to_a_valid_autoscaler_config():
     autoscaling = _derive_autoscaling_config_from_ray_cr(manifest)  # KubeRay's own reading, validated
     assert autoscaling["available_node_types"]["cpu-workers"]["resources"]["CPU"] == 8
     assert autoscaling["max_workers"] == 10
+
+
+def test_device_noise_populations_travel_as_rows():
+    # workers need not have the device that drew the noise: the driver sends the rows themselves
+    torch = pytest.importorskip("torch")
+    es = NGDES(np.linspace(-1.0, 1.0, 6), 0.5, structure="up:2", popsize=12, seed=3, backend="torch", noise="device")
+    population = es.ask_population()
+    with RayEvaluator(sphere, num_workers=2, chunk_size=5, num_cpus=CPUS_PER_WORKER) as evaluator:
+        values = evaluator.evaluate(population)
+    rows = population.candidates()
+    assert isinstance(rows, torch.Tensor)
+    assert np.array_equal(values, [sphere(x.numpy()) for x in rows])
+    es.tell(rows, values)
+    assert es.state.iterations == 1

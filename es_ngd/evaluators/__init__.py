@@ -68,8 +68,11 @@ class VectorizedEvaluator(_Closeable):
 
     def evaluate_with_info(self, population: Population, context: Any = None) -> tuple[np.ndarray, list[Any]]:
         """Fitness values and the per-row ``info`` of the objective's :class:`Outcome` (Nones without one)."""
-        # a copy, for the same reason as SerialEvaluator's (one (n, p) copy per generation)
-        rows = population.group.backend.copy(population.candidates())
+        # a copy, for the same reason as SerialEvaluator's (one (n, p) copy per generation); not with
+        # device noise, where the population is held once and tell() recomputes the rows it compares
+        rows = population.candidates()
+        if population.regenerable:
+            rows = population.group.backend.copy(rows)
         return population_outcome(context_call(self.f, context)(rows), len(population))
 
 

@@ -6,9 +6,11 @@ actors busy and makes the bookkeeping exact. Three decisions shape it:
 * **Indices, not arrays.** Tasks carry the :class:`~es_ngd.population.Population` (mean, σ,
   factor, noise key) and a range of candidate indices; the worker regenerates those rows bit for bit
   with ``population.candidates(chunk)`` and sends back fitness values only (the driver already holds
-  the rows, ``population.cache``). A population with a big factor goes into the object store once
-  per generation and tasks carry a reference to it; a small one (a few KiB: diagonal, low-rank)
-  travels inside each task, which spares every task an object-store lookup.
+  the rows, ``population.cache``). Populations drawn with device noise (``noise="device"``) are the
+  exception: a worker need not have the device, so their rows travel instead. A population with a
+  big factor goes into the object store once per generation and tasks carry a reference to it; a
+  small one (a few KiB: diagonal, low-rank) travels inside each task, which spares every task an
+  object-store lookup.
 * **Every index is filled exactly once.** The driver tracks which task holds which indices. When an
   actor dies, its tasks go back in the queue and a fresh actor takes its place; results of tasks
   that were given up are never read, so no candidate is lost and none is counted twice.
@@ -299,6 +301,8 @@ class RayEvaluator:
             raise RuntimeError("this RayEvaluator is closed")
         if not isinstance(population, Population):
             population = _Rows.of(population)
+        elif not population.regenerable:  # device noise: workers need not have the device, so rows travel
+            population = _Rows.of(population.candidates())
         n = len(population)
         fitness = np.full(n, np.nan)
         filled = np.zeros(n, dtype=bool)
