@@ -5,10 +5,12 @@ Run it on a machine with CUDA (the test suite covers torch on the CPU only):
     python benchmarks/torch_cuda_check.py --out benchmarks/results/torch_cuda
 
 1. For every structure, 40 generations on the sphere with the same seed on numpy and on
-   ``backend="torch", device="cuda"`` (float64): the largest difference of the means and of σ.
-   Noise is drawn on the host and copied to the device, so the candidates are the same numbers.
+   ``backend="torch", device="cuda", noise="host"`` (float64): the largest difference of the means and
+   of σ. Host noise is drawn on the host and copied to the device, so the candidates are the same numbers
+   (CUDA's default, ``noise="device"``, draws other numbers on the device).
 2. Time per ask + tell (sphere evaluated on the device) for diag, up:2 and dense, numpy against
-   CUDA in float64 and float32, at the dimensions given.
+   CUDA in float64 and float32 with CUDA's default noise, at the dimensions given
+   (``benchmarks/gpu_generation.py`` compares host and device noise).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def trajectory(structure: str, backend: str, device: str | None, generations: in
     p = 12
     shape = {"shape": (3, 4)} if structure.startswith("kron") else {}
     es = es_ngd.NGDES(np.linspace(-1, 1, p), 0.7, structure=structure, seed=3, backend=backend, device=device,
-                      **shape)
+                      noise="host", **shape)
     for _ in range(generations):
         x = es.ask()
         es.tell(x, (x**2).sum(1))
