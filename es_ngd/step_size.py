@@ -1,18 +1,24 @@
 """Step-size controllers: how the global scale σ of ``N(μ, σ²(BBᵀ)⁻¹)`` moves (MATH.md §2a).
 
 B always moves by the exact natural gradient of the trace-free part of G, and the mean update is the
-same under every controller; a controller only decides σ. Three are offered, chosen by the
-``step_size`` option:
+same under every controller. log σ always takes the natural gradient of the trace part,
+``½ η_σ tr(G)/p`` (xNES's rule: the part of G that the trace-free B step leaves out; the strategy adds
+it), and a controller adds its own term, chosen by the ``step_size`` option:
 
 - ``"csa"`` (default): cumulative step-size adaptation in the whitened frame. An evolution path of
   the normalised mean steps ``Σ uᵢ zᵢ``; σ grows when the path is longer than a random walk's and
-  shrinks when it is shorter. Constants are CMA-ES's (Hansen's tutorial, arXiv:1604.00772, eqs. 43–44).
+  shrinks when it is shorter. Constants are CMA-ES's (Hansen's tutorial, arXiv:1604.00772, eqs. 43–44),
+  except a damping 0.7 times CMA's (:attr:`CSA.damping_factor`, measured).
 - ``"tpa"``: two-point adaptation (Hansen 2008, arXiv:0805.0231; constants of pycma 4.5's
   ``CMAAdaptSigmaTPA``). Candidates 0 and 1 of each population are a mirrored pair along the last
   mean shift; σ grows when the one ahead ranks better.
-- ``"xnes"``: xNES's rule, ``σ ← σ·exp(½ η_σ tr(G)/p)``, the natural gradient of E[f] in log σ.
-  Kept for comparison and for the Fisher-information tests: it cannot shrink σ fast enough once
-  p grows (../shared/design/STEP_SIZE.md, and benchmarks/results/step_size/).
+- ``"xnes"``: nothing more, so σ follows xNES's rule ``σ ← σ·exp(½ η_σ tr(G)/p)`` alone. Kept for
+  comparison and for the Fisher-information tests: it cannot shrink σ fast enough once p grows
+  (../shared/design/STEP_SIZE.md, and benchmarks/results/step_size/).
+
+Why both terms: CMA-ES also moves its scale two ways, by CSA on σ and through the trace of its rank-μ
+update of C. With the trace dropped (es_ngd 0.2's first CSA) σ reacted only through the lagging path,
+and the sphere needed 1.4× CMA-ES's evaluations at p = 10 (benchmarks/results/step_size/trace_term/).
 
 A controller is a small object with pure methods (the strategy's :class:`~es_ngd.strategy.State`
 holds its state, a dict of floats and backend arrays that checkpoints store as they are):
@@ -40,12 +46,10 @@ class Generation:
 
     g_delta: Array  #: ``Σ uᵢ zᵢ``, the whitened mean step before η_μ
     selected_step: Array | None  #: ``Σ rᵢ zᵢ/√Σrᵢ²``, r the xNES utilities of the ranks (None: all tied)
-    trace_part: float  #: ``tr(G)/p``
     utilities: np.ndarray  #: ``u`` on the host, best largest
     fitness: np.ndarray  #: fitness with non-finite values replaced by +inf (host)
     has_test_pair: bool  #: whether candidates 0 and 1 were the controller's test pair
     mean_before: Array  #: the mean the generation was sampled around
-    sigma_rate: float  #: η_σ (the xnes rule's rate)
 
 
 def xnes_weights(n: int) -> np.ndarray:
@@ -76,7 +80,7 @@ class StepSizeControl(ABC):
 
     @abstractmethod
     def update(self, state: ControlState, sigma: float, generation: Generation) -> tuple[float, ControlState]:
-        """The new σ and controller state after one generation."""
+        """σ after this controller's term (before the strategy adds the trace term), and its new state."""
 
     def stalls_evolution_path(self, state: ControlState, generations: int) -> bool:
         """Whether σ is growing fast enough that the rank-one path should not take this step (CMA's h_σ = 0)."""
@@ -88,10 +92,12 @@ class StepSizeControl(ABC):
 
 
 class XNESStepSize(StepSizeControl):
+    """No term of its own: σ moves by the trace part of the natural gradient only (xNES)."""
+
     name = "xnes"
 
     def update(self, state: ControlState, sigma: float, generation: Generation) -> tuple[float, ControlState]:
-        return sigma * math.exp(0.5 * generation.sigma_rate * generation.trace_part), state
+        return sigma, state
 
 
 class CSA(StepSizeControl):
@@ -106,12 +112,17 @@ class CSA(StepSizeControl):
     """
 
     name = "csa"
+    #: d_σ is CMA-ES's times this: with σ also taking the trace term, 0.7 needed 0.75–0.95× the evaluations
+    #: of 1.0 on the unimodal built-in functions at p = 10 and 40 and kept IPOP's Rastrigin and the noisy
+    #: and large-population checks (benchmarks/results/step_size/trace_term/)
+    damping_factor = 0.7
 
     def __init__(self, dim: int, popsize: int) -> None:
         super().__init__(dim, popsize)
         mu_eff = 1.0 / float((xnes_weights(popsize) ** 2).sum())
         self.c_sigma = (mu_eff + 2.0) / (dim + mu_eff + 5.0)
-        self.damping = 1.0 + 2.0 * max(0.0, math.sqrt((mu_eff - 1.0) / (dim + 1.0)) - 1.0) + self.c_sigma
+        self.damping = self.damping_factor * (
+            1.0 + 2.0 * max(0.0, math.sqrt((mu_eff - 1.0) / (dim + 1.0)) - 1.0) + self.c_sigma)
         self.chi = expected_chi_norm(dim)
         self.path_weight = math.sqrt(self.c_sigma * (2.0 - self.c_sigma))
 

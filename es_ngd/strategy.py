@@ -93,19 +93,20 @@ def natural_gradient_step(state: State, group: MatrixGroup, z: Array, utilities:
     ``z`` is the ``(n, p)`` array, or an iterable of consecutive row chunks of it (device noise).
 
     The mean moves by ``η_μ σ B⁻ᵀ Σ uᵢ zᵢ``, B by the exact natural gradient of the trace-free part of
-    G (plus the rank-one term when ``rank_one`` is given), and σ as ``control`` decides.
+    G (plus the rank-one term when ``rank_one`` is given), and log σ by the natural gradient of the
+    trace part, ``½ η_σ tr(G)/p``, plus the term ``control`` decides (MATH.md §2a).
     Returns the new state (counters untouched) and whether the step bound acted.
     """
     fitness = -utilities if fitness is None else fitness  # the same ranks
     g_delta, selected_step, trace_part, direction = _noise_statistics(
         group, [z] if group.backend.is_array(z) else z, utilities, fitness)
     mean = state.mean + (rates.mean * state.sigma) * group.sample(state.factor, g_delta[None, :])[0]
-    generation = Generation(g_delta=g_delta, selected_step=selected_step, trace_part=trace_part, utilities=utilities,
-                            fitness=fitness, has_test_pair=has_test_pair,
-                            mean_before=state.mean, sigma_rate=rates.sigma)
+    generation = Generation(g_delta=g_delta, selected_step=selected_step, utilities=utilities, fitness=fitness,
+                            has_test_pair=has_test_pair, mean_before=state.mean)
     sigma, control_state = control.update(state.step_size, state.sigma, generation)
-    if entropy_weight:
-        sigma *= math.exp(0.5 * rates.sigma * entropy_weight)
+    # the trace part of G is the part of the natural gradient that the trace-free B step leaves out: it
+    # goes to σ, as in xNES (CMA-ES's rank-μ update moves C's scale alike); the entropy term's gradient too
+    sigma *= math.exp(0.5 * rates.sigma * (trace_part + entropy_weight))
     path = state.evolution_path
     if rank_one is not None:
         stalled = control.stalls_evolution_path(control_state, state.iterations + 1)

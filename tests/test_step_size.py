@@ -20,20 +20,20 @@ from es_ngd.step_size import CSA, TPA, Generation, expected_chi_norm, make_step_
 from es_ngd.strategy import natural_gradient_step
 
 
-def generation(g_delta, utilities, fitness=None, has_test_pair=False, trace_part=0.0, selected=None) -> Generation:
-    return Generation(g_delta=np.asarray(g_delta, dtype=float), selected_step=selected, trace_part=trace_part,
+def generation(g_delta, utilities, fitness=None, has_test_pair=False, selected=None) -> Generation:
+    return Generation(g_delta=np.asarray(g_delta, dtype=float), selected_step=selected,
                       utilities=np.asarray(utilities, dtype=float),
                       fitness=np.asarray(utilities if fitness is None else fitness, dtype=float),
-                      has_test_pair=has_test_pair, mean_before=np.zeros(len(g_delta)), sigma_rate=0.1)
+                      has_test_pair=has_test_pair, mean_before=np.zeros(len(g_delta)))
 
 
-def test_csa_constants_are_cma_es_ones() -> None:
+def test_csa_constants_are_cma_es_ones_with_the_damping_scaled() -> None:
     p, n = 10, 10
     w = xnes_weights(n)
     mu_eff = 1 / (w**2).sum()
     csa = CSA(p, n)
     assert csa.c_sigma == pytest.approx((mu_eff + 2) / (p + mu_eff + 5))
-    assert csa.damping == pytest.approx(1 + 2 * max(0, math.sqrt((mu_eff - 1) / (p + 1)) - 1) + csa.c_sigma)
+    assert csa.damping == pytest.approx(0.7 * (1 + 2 * max(0, math.sqrt((mu_eff - 1) / (p + 1)) - 1) + csa.c_sigma))
     # E‖N(0, I)‖ against Monte Carlo
     z = np.random.default_rng(0).standard_normal((200_000, p))
     assert expected_chi_norm(p) == pytest.approx(np.linalg.norm(z, axis=1).mean(), rel=2e-3)
@@ -54,7 +54,24 @@ def test_csa_path_and_sigma_follow_the_formula() -> None:
     path = (1 - c) * path0 + math.sqrt(c * (2 - c)) / math.sqrt((u**2).sum()) * (u @ z)
     np.testing.assert_allclose(state["path"], path, rtol=1e-14)
     expected = 0.7 * math.exp(min(1.0, c / csa.damping * (np.linalg.norm(path) / expected_chi_norm(p) - 1)))
-    assert sigma == pytest.approx(expected, rel=1e-14)
+    trace = float(u @ (z * z).sum(1)) / p  # tr(G)/p: σ also takes its natural gradient, ½ η_σ tr(G)/p
+    assert sigma == pytest.approx(expected * math.exp(0.5 * es.rates.sigma * trace), rel=1e-14)
+
+
+@pytest.mark.parametrize("step_size", ["csa", "tpa", "xnes"])
+def test_sigma_takes_the_trace_part_of_the_natural_gradient_under_every_controller(step_size) -> None:
+    """log σ moves by ½ η_σ tr(G)/p on top of the controller's own term; with "xnes" that is all."""
+    p, n = 6, 8
+    es = es_ngd.NGDES(np.ones(p), 0.5, structure="diag", seed=2, step_size=step_size, popsize=n)
+    z = es.ask_population().noise()
+    u = es.shaper(np.random.default_rng(7).standard_normal(n))
+    trace = float(u @ (z * z).sum(1)) / p
+    assert abs(trace) > 1e-3  # the term is not trivially zero here
+    new, _ = natural_gradient_step(es.state, es.group, z, u, es.rates, es.step_size)
+    own, _ = es.step_size.update(es.state.step_size, 0.5, generation(u @ z, u, selected=(u @ z) / np.sqrt(u @ u)))
+    assert new.sigma == pytest.approx(own * math.exp(0.5 * es.rates.sigma * trace), rel=1e-13)
+    if step_size == "xnes":
+        assert own == 0.5
 
 
 def test_csa_is_unbiased_under_random_selection() -> None:
