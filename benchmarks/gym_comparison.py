@@ -51,13 +51,14 @@ ES_NGD = ("diag", "up:2", "layers:kron(tril,tril)")
 EVOTORCH = ("PGPE", "SNES", "XNES")
 
 
-def run_es_ngd(task: Task, structure: str, seed: int, workers: int | None) -> dict:
+def run_es_ngd(task: Task, structure: str, seed: int, workers: int | None, eval_every: int = 5) -> dict:
     from es_ngd.gym.problem import GymProblem
     from es_ngd.gym.search import policy_search
 
     problem = GymProblem(task.env_id, policy=task.policy, hidden=task.hidden or (64, 64), seed=seed)
     start = time.perf_counter()
-    result = policy_search(problem, max_env_steps=task.budget, structure=structure, workers=workers)
+    result = policy_search(problem, max_env_steps=task.budget, structure=structure, workers=workers,
+                           eval_every=eval_every)
     seconds = time.perf_counter() - start
     curve = [(row["env_steps"], row["center_return"]) for row in result.history if math.isfinite(row["center_return"])]
     return {"curve": curve, "final_return": result.eval_return, "env_steps": result.env_steps, "seconds": seconds,
@@ -158,6 +159,9 @@ def main() -> None:
                                                          *(f"evotorch:{a}" for a in EVOTORCH)])
     parser.add_argument("--budget", type=int, default=None, help="override the task's env-step budget")
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--eval-every", type=int, default=5,
+                        help="generations between evaluations of the mean policy (every solver; 1 resolves the "
+                             "steps to the threshold to one generation)")
     parser.add_argument("--report", action="store_true", help="print the table of the saved results and exit")
     args = parser.parse_args()
     if args.report:
@@ -175,8 +179,8 @@ def main() -> None:
                 continue  # the per-layer structure is for network policies
             for seed in args.seeds:
                 try:
-                    run = (run_es_ngd(task, variant, seed, args.workers) if family == "es_ngd"
-                           else run_evotorch(task, variant, seed, args.workers))
+                    run = (run_es_ngd(task, variant, seed, args.workers, args.eval_every) if family == "es_ngd"
+                           else run_evotorch(task, variant, seed, args.workers, args.eval_every))
                 except ImportError as err:
                     print(f"skipping {solver}: {err}", flush=True)
                     break

@@ -39,7 +39,7 @@ class Options(TerminationOptions):
     rank_one: bool = RANK_ONE_DEFAULT  #: add CMA's evolution-path term to the B step (:mod:`es_ngd.evolution_path`)
     mirrored: bool = False  #: sample ``z, −z`` pairs (standard for policy search)
     lr_mean: float = 1.0  #: η_μ
-    lr_sigma: float | None = None  #: η_σ of the "xnes" rule and of the entropy term (default: the group's η_B)
+    lr_sigma: float | None = None  #: η_σ of σ's trace term (every controller) and of the entropy term (default: η_B)
     lr_factor: float | None = None  #: η_B (default: the group's η_B)
     entropy_weight: float = 0.0  #: γ, the weight of ``E[log q]`` (adds ``½ η_σ γ`` to log σ)
     shaping: str | Shaper = "xnes"  #: "xnes", "centered_ranks", "raw" or a callable f → u
