@@ -13,7 +13,12 @@ exactly ``C ⊙ κ(G − tr(G)/p·I)``, which the Fisher-information tests check
 The path lives in x-space units of σ (``Σ_t (μ_{t+1} − μ_t)/(η_μ σ_t)``, discounted and normalised),
 so it needs no transport when B changes: each generation whitens it with the current factor.
 Constants are CMA-ES's (Hansen's tutorial, arXiv:1604.00772, Table 1):
-``c_c = (4 + μ_eff/p)/(p + 4 + 2μ_eff/p)``, ``c₁ = 2/((p + 1.3)² + μ_eff)``.
+``c_c = (4 + μ_eff/p)/(p + 4 + 2μ_eff/p)`` and ``c₁ = 2/((n + 1.3)² + μ_eff)``. In CMA-ES n = p, and
+``(n + 1.3)²`` stands for about twice the number of free entries of C, p(p+1)/2. Here n is the
+group's own number of free entries P, written the same way: ``n(n+1)/2 = P``. So n = p for dense B
+(CMA-ES's c₁ exactly), and n ≈ √(2p) for a diagonal B, which gives about the size of sep-CMA's
+raised c₁ (``×(p + 1.5)/3``). A structure with fewer entries to learn takes a larger share of each
+path. Measured: benchmarks/results/step_size/rank_one_rate/.
 """
 
 from __future__ import annotations
@@ -25,13 +30,20 @@ from es_ngd.groups.base import Factor, MatrixGroup, Tangent
 from es_ngd.step_size import xnes_weights
 
 
+def effective_dimension(num_parameters: int) -> float:
+    """The n with n(n+1)/2 = ``num_parameters``: exactly p for a dense factor, since 8P + 1 = (2p + 1)²."""
+    return (math.sqrt(8.0 * num_parameters + 1.0) - 1.0) / 2.0
+
+
 class RankOnePath:
     """Constants of the rank-one term; its state is one p-vector (``State.evolution_path``)."""
 
-    def __init__(self, dim: int, popsize: int) -> None:
+    def __init__(self, dim: int, popsize: int, num_parameters: int | None = None) -> None:
+        """``num_parameters``: the group's number of free entries (default p(p+1)/2, a dense factor's)."""
         mu_eff = 1.0 / float((xnes_weights(popsize) ** 2).sum())
         self.c_c = (4.0 + mu_eff / dim) / (dim + 4.0 + 2.0 * mu_eff / dim)
-        self.c_1 = 2.0 / ((dim + 1.3) ** 2 + mu_eff)
+        n = dim if num_parameters is None else effective_dimension(num_parameters)
+        self.c_1 = 2.0 / ((n + 1.3) ** 2 + mu_eff)
         self.path_weight = math.sqrt(self.c_c * (2.0 - self.c_c))
 
     def initial_path(self, backend: Backend, dim: int) -> Array:
@@ -54,4 +66,4 @@ class RankOnePath:
         return tangent, group.sample(factor, path_z)[0]
 
 
-__all__ = ["RankOnePath"]
+__all__ = ["RankOnePath", "effective_dimension"]

@@ -223,7 +223,8 @@ class NGDES:
         )
         self.shaper = get_shaper(self.options.shaping)
         self.step_size = make_step_size(self.options.step_size, self.dim, self.popsize)
-        self.rank_one = RankOnePath(self.dim, self.popsize) if self.options.rank_one else None
+        self.rank_one = (RankOnePath(self.dim, self.popsize, self.group.num_parameters()) if self.options.rank_one
+                         else None)
         self.state = State(mean=self.backend.asarray(x0_arr), sigma=sigma0, factor=self.group.identity(),
                            step_size=self.step_size.initial_state(self.backend),
                            evolution_path=None if self.rank_one is None else self.rank_one.initial_path(

@@ -194,6 +194,22 @@ def test_rank_one_term_adds_c1_times_the_path_outer_product() -> None:
     np.testing.assert_allclose(new_path, group.sample(factor, pz[None])[0], rtol=1e-14)
 
 
+def test_rank_one_rate_counts_the_groups_free_entries() -> None:
+    """c₁ = 2/((n + 1.3)² + μ_eff) with n(n+1)/2 = the group's free entries: CMA-ES's c₁ for dense B, larger
+    for groups with fewer entries, and equal for groups with equal counts (so the reductions hold)."""
+    p, n = 12, 10
+    mu_eff = 1.0 / float((xnes_weights(n) ** 2).sum())
+
+    def c1(structure: str) -> float:
+        return es_ngd.NGDES(np.zeros(p), 1.0, structure=structure, popsize=n).rank_one.c_1
+
+    assert c1("dense") == 2.0 / ((p + 1.3) ** 2 + mu_eff)  # bit for bit: 8P + 1 = (2p + 1)² is exact
+    n_diag = (math.sqrt(8 * p + 1) - 1) / 2
+    assert c1("diag") == pytest.approx(2.0 / ((n_diag + 1.3) ** 2 + mu_eff), rel=1e-15)
+    assert c1("dense") < c1("up:2") < c1("diag")
+    assert c1("up:0") == c1("diag") and c1(f"up:{p}") == c1("dense") == c1("tril")
+
+
 def test_options_are_checked() -> None:
     with pytest.raises(ValueError, match="step_size must be one of"):
         es_ngd.NGDES(np.zeros(3), 1.0, step_size="cma")
