@@ -11,10 +11,11 @@ mean policy's return over 10 fresh episodes, and env steps per second.
     nice -n 19 python benchmarks/gym_comparison.py --tasks cartpole --seeds 1 2 3
     python benchmarks/gym_comparison.py --tasks lunar halfcheetah --seeds 1 2 3 --workers 16   # a big machine
 
-Writes ``benchmarks/results/gym/comparison_<task>.json`` and ``comparison_<task>.png``; ``--report`` prints
-the table of all result files (median over seeds). Tasks need ``gymnasium[box2d]`` (lunar) or
-``gymnasium[mujoco]`` (halfcheetah); EvoTorch is optional (``pip install evotorch --no-deps`` plus pandas,
-so that it does not replace the installed torch).
+Writes ``benchmarks/results/gym/comparison_<task>.json`` after every run, and ``comparison_<task>.png``.
+Runs accumulate across invocations: a rerun of a (solver, seed) replaces that run only, so solvers can be
+measured one command at a time. ``--report`` prints the table of all result files (median over seeds).
+Tasks need ``gymnasium[box2d]`` (lunar) or ``gymnasium[mujoco]`` (halfcheetah); EvoTorch is optional
+(``pip install evotorch --no-deps`` plus pandas, so that it does not replace the installed torch).
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def run_es_ngd(task: Task, structure: str, seed: int, workers: int | None, eval_
                            eval_every=eval_every)
     seconds = time.perf_counter() - start
     curve = [(row["env_steps"], row["center_return"]) for row in result.history if math.isfinite(row["center_return"])]
-    return {"curve": curve, "final_return": result.eval_return, "env_steps": result.env_steps, "seconds": seconds,
-            "steps_per_s": result.env_steps / seconds}
+    return {"curve": curve, "final_return": result.eval_return, "final_returns": result.eval_returns,
+            "env_steps": result.env_steps, "seconds": seconds, "steps_per_s": result.env_steps / seconds}
 
 
 def _evotorch_network(task: Task) -> str:
@@ -100,9 +101,9 @@ def run_evotorch(task: Task, algorithm: str, seed: int, workers: int | None, eva
             break
     seconds = time.perf_counter() - start
     center = searcher.status["center"]
-    final = float(np.mean([problem.run(center, num_episodes=1)["cumulative_reward"] for _ in range(FINAL_EPISODES)]))
-    return {"curve": curve, "final_return": final, "env_steps": steps, "seconds": seconds,
-            "steps_per_s": steps / seconds}
+    finals = [float(problem.run(center, num_episodes=1)["cumulative_reward"]) for _ in range(FINAL_EPISODES)]
+    return {"curve": curve, "final_return": float(np.mean(finals)), "final_returns": finals, "env_steps": steps,
+            "seconds": seconds, "steps_per_s": steps / seconds}
 
 
 def steps_to_threshold(curve: list, threshold: float) -> int | None:
@@ -172,7 +173,10 @@ def main() -> None:
         task = TASKS[name]
         if args.budget:
             task = Task(task.env_id, task.policy, task.hidden, args.budget, task.threshold)
-        runs = []
+        path = RESULTS / f"comparison_{name}.json"
+        # runs accumulate across invocations: a rerun of a (solver, seed) replaces that run only
+        saved = json.loads(path.read_text()) if path.exists() else {"runs": []}
+        runs = [{"budget": saved.get("budget"), **run} for run in saved["runs"]]
         for solver in args.solvers:
             family, _, variant = solver.partition(":")
             if variant.startswith("layers:") and task.policy != "mlp":
@@ -184,12 +188,13 @@ def main() -> None:
                 except ImportError as err:
                     print(f"skipping {solver}: {err}", flush=True)
                     break
-                run.update(solver=solver, seed=seed)
-                runs.append(run)
+                run.update(solver=solver, seed=seed, budget=task.budget)
+                runs = [r for r in runs if (r["solver"], r["seed"]) != (solver, seed)] + [run]
                 print(json.dumps({k: v for k, v in run.items() if k != "curve"}), flush=True)
-        (RESULTS / f"comparison_{name}.json").write_text(json.dumps(
-            {"task": name, "env_id": task.env_id, "budget": task.budget, "threshold": task.threshold,
-             "policy": task.policy, "hidden": task.hidden, "runs": runs}, indent=1) + "\n")
+                # written after every run, so that a long comparison keeps what it has measured
+                path.write_text(json.dumps(
+                    {"task": name, "env_id": task.env_id, "threshold": task.threshold, "policy": task.policy,
+                     "hidden": task.hidden, "runs": runs}, indent=1) + "\n")
         plot(name, runs)
     report()
 
