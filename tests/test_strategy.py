@@ -24,8 +24,9 @@ ROTATED_ELLIPSOID_HESSIAN = {10: rotated_ellipsoid_hessian(10, 1e6, seed=4)}
 
 # (structure, problem, p, budget in evaluations, what the "xnes" rule needed, seeds 1 and 2): each must
 # reach f < 1e-8 within its budget with the defaults (step_size="csa" plus the trace term, rank_one=True),
-# which measured (seeds 1, 2): dense 1380/1190, 3770/3410, 3480/3590, 5580/5310, 3735/3870; diag 930/890,
-# 3315/3750, 6585/6030; up:2 3840/3780, 18915/17970. The first CSA (without the trace term, damping 1) needed
+# which measured (seeds 1, 2): dense 1380/1190, 3770/3410, 3480/3590, 5580/5310, 3735/3870; diag 1010/970,
+# 3240/3450, 5730/5670; up:2 3645/3720, 14805/14760 (with the per-group rank-one c₁; before it diag 930/890,
+# 3315/3750, 6585/6030 and up:2 3840/3780, 18915/17970). The first CSA (without the trace term, damping 1) needed
 # dense 1740/1820, 4170/3990, 3860/3850, 6460/5560, 4695/4785; diag 5070/5025, 8040/7740; up:2 4965/4770,
 # 19410/19005: the sphere budgets and diag's ellipsoid budget are below that too. Every budget is one that the
 # "xnes" rule misses.

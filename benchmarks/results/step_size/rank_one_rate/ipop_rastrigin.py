@@ -1,6 +1,7 @@
 """IPOP on 10-D Rastrigin with diag at the current default: the README's restart example, seeds 0-5.
 
-    python benchmarks/results/step_size/rank_one_rate/ipop_rastrigin.py > benchmarks/results/step_size/rank_one_rate/ipop_rastrigin.txt
+    python benchmarks/results/step_size/rank_one_rate/ipop_rastrigin.py \
+        > benchmarks/results/step_size/rank_one_rate/ipop_rastrigin.txt
 """
 
 import numpy as np
