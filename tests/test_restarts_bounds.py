@@ -26,7 +26,8 @@ def uniform_start(rng: np.random.Generator) -> np.ndarray:
 # IPOP reaches f < 1e-8 in 19/20 runs within 200k evaluations (20/20 within 400k; 20k-310k, popsizes up to 320;
 # seeds 0-2: 56k-62k); a single run stops in a local minimum, f between 4 and 17, after 3.8k-5.1k evaluations.
 # That was the first CSA; with sigma's trace term, seeds 0-5 all reach it within 200k (median 55k,
-# benchmarks/results/step_size/trace_term/robust.txt).
+# benchmarks/results/step_size/trace_term/robust.txt), and with the per-group rank-one c1 too (median 43k,
+# benchmarks/results/step_size/rank_one_rate/ipop_rastrigin.txt).
 # (es_ngd 0.1's "xnes" step-size rule needed 49k-101k.)
 RASTRIGIN = dict(structure="diag", vectorized=True, ftarget=1e-8, maxfevals=200_000)
 
