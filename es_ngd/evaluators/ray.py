@@ -18,26 +18,28 @@ actors busy and makes the bookkeeping exact. Three decisions shape it:
   (:class:`ObjectiveError` names the candidate), a per-evaluation ``timeout`` interrupts slow calls
   inside the worker, and a driver-side deadline kills a worker that cannot be interrupted.
 
-This module and :mod:`es_ngd.evaluators.ray_worker` (the actor's side: objective calls, timers, what a
-chunk sends back) are the only modules of es_ngd that import ray; this one is the driver's side.
+Three modules import ray, and no other module of es_ngd does: this one (the driver: which task goes
+where, which candidates are filled), :mod:`es_ngd.evaluators.ray_pool` (the actors: starting,
+replacing, giving up) and :mod:`es_ngd.evaluators.ray_worker` (the actor's side: objective calls,
+timers, what a chunk sends back).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import ray
 from ray import cloudpickle
 
-from es_ngd.evaluators.ray_worker import _ChunkResult, _revive, _Worker
+from es_ngd.evaluators.ray_pool import WORKER_LOST, Slot, Task, WorkerError, WorkerPool, answers_before_death
+from es_ngd.evaluators.ray_worker import _ChunkResult, _revive
 from es_ngd.population import Population
 
 #: Tasks sent to one actor ahead of time, so it starts its next chunk without a round trip.
@@ -51,20 +53,11 @@ MIN_TASK_SECONDS = 0.25
 #: Extra seconds the driver allows beyond ``timeout`` per evaluation before it kills a worker whose
 #: objective could not be interrupted (Ray's own latency, regenerating the rows, a slow start).
 DEADLINE_GRACE = 2.0
-#: Seconds to wait for Ray to settle the other tasks of an actor that died (see _answers_before_death).
-DEATH_SETTLE = 5.0
 #: A population that pickles to at most this many bytes travels inside each task; a bigger one goes
 #: to the object store once per generation (ray.put) and tasks carry a reference. Inline is faster
 #: for small ones (16 workers on 2 busy cores: 78 % efficiency instead of 73 %); Ray would itself put
 #: arguments over 100 KiB into the object store, once per task.
 INLINE_POPULATION_BYTES = 64 * 1024
-#: Seconds without any ready worker after which a warning says what the workers are waiting for.
-STARTUP_WARNING = 15.0
-
-# Ray errors that mean "the process (or node) running the task is gone", as opposed to a bug.
-_WORKER_LOST = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
-                ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError,
-                ray.exceptions.ObjectLostError)
 
 
 class ObjectiveError(RuntimeError):
@@ -84,31 +77,6 @@ class ObjectiveError(RuntimeError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return type(self), (self.args[0], self.indices, self.x, self.ask_id)
-
-
-class WorkerError(RuntimeError):
-    """Workers could not start (``init_hook`` raised, no resources) or kept dying on the same candidates."""
-
-
-_RemoteWorker = ray.remote(_Worker)
-
-
-@dataclass(eq=False)
-class _Task:
-    indices: np.ndarray  #: a contiguous range of candidate indices (workers receive only its bounds)
-    attempts: int = 0  #: times a worker died while running this task
-    ref: Any = None  #: the ObjectRef of the running submission
-
-
-@dataclass(eq=False)
-class _Slot:
-    """One place in the pool: an actor, starting (``ready_ref`` set) or ready, and its queued tasks."""
-
-    actor: Any
-    ready_ref: Any
-    inflight: deque[_Task] = field(default_factory=deque)
-    head_started: float = 0.0  #: when the oldest in-flight task started running (for deadlines)
-    start_failures: int = 0
 
 
 @dataclass
@@ -207,62 +175,33 @@ class RayEvaluator:
         self.timeout = None if timeout is None else float(timeout)
         self.on_error = on_error
         self.max_retries = int(max_retries)
-        self.startup_timeout = float(startup_timeout)
         self.stats = EvaluationStats()
         self._closed = False
-        self._warned_startup = False
         self._seconds_per_evaluation: float | None = None  # measured by the workers, for chunking
         self._sized_group: Any = None  # the group whose populations were last measured, and the verdict:
         self._population_inline = True
+        self._pool = WorkerPool((f, init_hook, vectorized, self.timeout, on_error), num_workers, num_cpus=num_cpus,
+                                num_gpus=num_gpus, resources=resources, runtime_env=runtime_env, address=address,
+                                ray_init=ray_init, keep_ray=keep_ray, max_retries=self.max_retries,
+                                startup_timeout=float(startup_timeout), on_replace=self._count_replacement)
+        self.num_workers = self._pool.num_workers
 
-        self._owns_ray = not ray.is_initialized() and not keep_ray
-        if not ray.is_initialized():
-            _start_ray(address, ray_init or {})
-        cluster_cpus = float(ray.cluster_resources().get("CPU", 1.0))
-        self.num_workers = int(num_workers) if num_workers is not None else max(1, int(cluster_cpus))
-        if num_cpus is None:  # 1 each if that fits, else share the CPUs out (Ray's resolution: 1e-4)
-            num_cpus = min(1.0, math.floor(1e4 * cluster_cpus / self.num_workers) / 1e4)
-        self._actor_options: dict[str, Any] = {"num_cpus": num_cpus, "num_gpus": num_gpus, "max_restarts": 0}
-        if resources:
-            self._actor_options["resources"] = dict(resources)
-        if runtime_env:
-            self._actor_options["runtime_env"] = runtime_env
-        self._worker_args = (f, init_hook, vectorized, self.timeout, on_error)
-        self._slots = [self._new_slot() for _ in range(self.num_workers)]
-
-    # -- the pool --------------------------------------------------------------------------------
-    def _new_slot(self, start_failures: int = 0) -> _Slot:
-        actor = _RemoteWorker.options(**self._actor_options).remote(*self._worker_args)
-        return _Slot(actor=actor, ready_ref=actor.ready.remote(), start_failures=start_failures)
-
-    def _replace(self, slot: _Slot, start_failures: int = 0) -> None:
-        """Kill the slot's actor (if it is not dead already) and start a fresh one in its place."""
-        ray.kill(slot.actor, no_restart=True)
-        fresh = self._new_slot(start_failures)
-        slot.actor, slot.ready_ref, slot.start_failures = fresh.actor, fresh.ready_ref, fresh.start_failures
-        slot.inflight.clear()
+    def _count_replacement(self) -> None:
         self.stats.workers_replaced += 1
 
+    # -- the pool --------------------------------------------------------------------------------
     def wait_until_ready(self, timeout: float | None = None) -> int:
         """Block until every worker has started (or ``timeout`` seconds passed); returns how many have.
 
         :meth:`evaluate` does not need this (it uses workers as they come up); it surfaces an
         ``init_hook`` error early, and lets a measurement start with the whole pool.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            starting = {slot.ready_ref: slot for slot in self._slots if slot.ready_ref is not None}
-            left = None if deadline is None else deadline - time.monotonic()
-            if not starting or (left is not None and left <= 0):
-                return len(self._slots) - len(starting)
-            done, _ = ray.wait(list(starting), num_returns=1, timeout=left)
-            for ref in done:
-                self._worker_started(starting[ref])
+        return self._pool.wait_until_ready(timeout)
 
     @property
     def workers(self) -> list[Any]:
         """The Ray actor handles of the pool, starting or ready (for monitoring)."""
-        return [slot.actor for slot in self._slots]
+        return [slot.actor for slot in self._pool.slots]
 
     def _chunks(self, n: int) -> list[np.ndarray]:
         """Contiguous ranges of candidate indices, one per task."""
@@ -310,38 +249,38 @@ class RayEvaluator:
         # pickled once here, not once per task by Ray (Ray still carries the bytes inline in each task)
         payload = (population, context)
         population_arg = cloudpickle.dumps(payload) if self._travels_inline(population) else ray.put(payload)
-        queue = deque(_Task(indices) for indices in self._chunks(n))
-        running: dict[Any, tuple[_Slot, _Task]] = {}  # ObjectRef -> where it runs and what it holds
+        queue = deque(Task(indices) for indices in self._chunks(n))
+        running: dict[Any, tuple[Slot, Task]] = {}  # ObjectRef -> where it runs and what it holds
         before = (self.stats.failed, self.stats.timed_out)
         first_failure: str | None = None
         waiting_since = time.monotonic()
         try:
             while not filled.all():
                 self._dispatch(queue, running, population_arg)
-                starting = {slot.ready_ref: slot for slot in self._slots if slot.ready_ref is not None}
+                starting = self._pool.starting()
                 if not running and not starting:  # cannot happen; never spin if it does
                     raise RuntimeError(f"internal error: candidates {np.flatnonzero(~filled).tolist()} "
                                        "are neither queued nor running")
                 done, _ = ray.wait([*running, *starting], num_returns=1, timeout=self._poll_interval())
                 self._enforce_deadlines(running, queue, fitness, filled)
                 if not done:
-                    if not any(slot.ready_ref is None for slot in self._slots):
-                        self._check_startup(waiting_since)
+                    if not self._pool.ready():
+                        self._pool.check_startup(waiting_since)
                     continue
                 ref = done[0]
                 if ref not in running and ref not in starting:  # given up by the deadline check just now
                     continue
                 if ref in starting:
-                    self._worker_started(starting[ref])
+                    self._pool.started(starting[ref])
                     waiting_since = time.monotonic()
                     continue
                 slot, task = running.pop(ref)
                 try:
                     result: _ChunkResult = ray.get(ref)
-                except _WORKER_LOST:
+                except WORKER_LOST:
                     answers = self._worker_lost(slot, running, queue, fitness, filled)
                 else:
-                    _finish(slot, task)
+                    slot.finish(task)
                     answers = [(task, result)]
                 for answered, result in answers:
                     self._accept(population, answered, result, fitness, filled, infos)
@@ -349,7 +288,7 @@ class RayEvaluator:
         except BaseException:
             # Leave no work behind: a later evaluate must not queue behind chunks of this one.
             for slot in {slot for slot, _ in running.values()}:
-                self._replace(slot)
+                self._pool.replace(slot)
             raise
         self.stats.evaluations += n
         failed, timed_out = self.stats.failed - before[0], self.stats.timed_out - before[1]
@@ -374,14 +313,14 @@ class RayEvaluator:
         previous = self._seconds_per_evaluation
         self._seconds_per_evaluation = seconds if previous is None else 0.8 * previous + 0.2 * seconds
 
-    def _dispatch(self, queue: deque[_Task], running: dict[Any, tuple[_Slot, _Task]], population_arg: Any) -> None:
+    def _dispatch(self, queue: deque[Task], running: dict[Any, tuple[Slot, Task]], population_arg: Any) -> None:
         """Hand queued tasks to ready actors: one each first, then up to ``PIPELINE_DEPTH`` each.
 
         A task that was on an actor when it died runs alone: nothing queues behind it or ahead of it,
         so if its actor dies again, the death is its own. (With several tasks on a dead actor, the
         oldest unanswered one is blamed, and an answer the actor sent as it died can be lost.)
         """
-        ready = [slot for slot in self._slots if slot.ready_ref is None]
+        ready = self._pool.ready()
         for depth in range(1, PIPELINE_DEPTH + 1):
             for slot in ready:
                 while queue and len(slot.inflight) < depth:
@@ -396,7 +335,7 @@ class RayEvaluator:
                     slot.inflight.append(task)
                     running[task.ref] = (slot, task)
 
-    def _accept(self, population: Population, task: _Task, result: _ChunkResult, fitness: np.ndarray,
+    def _accept(self, population: Population, task: Task, result: _ChunkResult, fitness: np.ndarray,
                 filled: np.ndarray, infos: list[Any]) -> None:
         """Take a worker's answer for ``task``: its values and infos, its counters, or its objective's error."""
         if result.error is not None:
@@ -416,23 +355,8 @@ class RayEvaluator:
         fitness[indices] = values
         filled[indices] = True
 
-    def _worker_started(self, slot: _Slot) -> None:
-        try:
-            _, init_error = ray.get(slot.ready_ref)
-        except _WORKER_LOST as err:
-            if getattr(err, "actor_init_failed", False):  # deterministic: would fail again
-                raise WorkerError("a Ray worker could not start (can it import es_ngd and unpickle the "
-                                  "objective and init_hook?)") from err
-            if slot.start_failures >= self.max_retries:
-                raise WorkerError(f"a Ray worker died while starting, {slot.start_failures + 1} times") from err
-            self._replace(slot, slot.start_failures + 1)
-            return
-        if init_error is not None:
-            raise WorkerError("init_hook raised in a Ray worker") from _revive(*init_error)
-        slot.ready_ref = None
-
-    def _worker_lost(self, slot: _Slot, running: dict[Any, tuple[_Slot, _Task]], queue: deque[_Task],
-                     fitness: np.ndarray, filled: np.ndarray) -> list[tuple[_Task, _ChunkResult]]:
+    def _worker_lost(self, slot: Slot, running: dict[Any, tuple[Slot, Task]], queue: deque[Task],
+                     fitness: np.ndarray, filled: np.ndarray) -> list[tuple[Task, _ChunkResult]]:
         """A task's actor died: requeue what it had not answered; return what it had.
 
         The actor may have answered a task just before it died, with the driver yet to read the
@@ -443,8 +367,8 @@ class RayEvaluator:
         tasks = list(slot.inflight)
         for task in tasks:
             running.pop(task.ref, None)
-        answers = _answers_before_death(tasks)
-        self._replace(slot)
+        answers = answers_before_death(tasks)
+        self._pool.replace(slot)
         answered = {id(task) for task, _ in answers}
         lost = [task for task in tasks if id(task) not in answered]
         if lost:
@@ -459,18 +383,18 @@ class RayEvaluator:
                 continue
             self.stats.tasks_resubmitted += 1
             if task.attempts >= 2 and len(task.indices) > 1:  # isolate the candidate that kills workers
-                queue.extendleft(_Task(np.array([i]), task.attempts) for i in task.indices[::-1])
+                queue.extendleft(Task(np.array([i]), task.attempts) for i in task.indices[::-1])
             else:
                 queue.appendleft(task)
         return answers
 
-    def _enforce_deadlines(self, running: dict[Any, tuple[_Slot, _Task]], queue: deque[_Task],
+    def _enforce_deadlines(self, running: dict[Any, tuple[Slot, Task]], queue: deque[Task],
                            fitness: np.ndarray, filled: np.ndarray) -> None:
         """Kill workers whose current task ran past its deadline (the objective ignored SIGALRM)."""
         if self.timeout is None:
             return
         now = time.monotonic()
-        for slot in self._slots:
+        for slot in self._pool.slots:
             if not slot.inflight:
                 continue
             head = slot.inflight[0]
@@ -480,10 +404,10 @@ class RayEvaluator:
             tasks = list(slot.inflight)
             for task in tasks:
                 running.pop(task.ref, None)
-            self._replace(slot)
+            self._pool.replace(slot)
             queue.extendleft(reversed(tasks[1:]))
             if len(head.indices) > 1 and not self.vectorized:  # find out which candidate hangs
-                queue.extendleft(_Task(np.array([i]), head.attempts) for i in head.indices[::-1])
+                queue.extendleft(Task(np.array([i]), head.attempts) for i in head.indices[::-1])
             else:
                 self._fill(fitness, filled, head.indices, np.full(len(head.indices), math.inf))
                 self.stats.timed_out += len(head.indices)
@@ -493,21 +417,6 @@ class RayEvaluator:
         if self.timeout is None:
             return 1.0
         return max(0.01, min(1.0, self.timeout / 2))
-
-    def _check_startup(self, waiting_since: float) -> None:
-        """No worker is ready: say so after ``STARTUP_WARNING`` seconds, give up after ``startup_timeout``."""
-        waited = time.monotonic() - waiting_since
-        if waited < min(STARTUP_WARNING, self.startup_timeout) or (
-                self._warned_startup and waited < self.startup_timeout):
-            return
-        asked = {k: v for k, v in self._actor_options.items() if k in ("num_cpus", "num_gpus", "resources")}
-        message = (f"no Ray worker has started after {waited:.0f} s; each asks for {asked}, the cluster has "
-                   f"{ray.cluster_resources()} (free: {ray.available_resources()})")
-        if waited >= self.startup_timeout:
-            raise WorkerError(message)
-        warnings.warn(message + f"; still waiting (startup_timeout={self.startup_timeout:g} s)",
-                      RuntimeWarning, stacklevel=3)
-        self._warned_startup = True
 
     def _objective_error(self, population: Population, indices: np.ndarray,
                          error: tuple[int | None, BaseException, str]) -> ObjectiveError:
@@ -532,12 +441,7 @@ class RayEvaluator:
         if self._closed:
             return
         self._closed = True
-        if ray.is_initialized():
-            for slot in self._slots:
-                ray.kill(slot.actor, no_restart=True)
-            if self._owns_ray:
-                ray.shutdown()
-        self._slots = []
+        self._pool.close()
 
     def __enter__(self) -> RayEvaluator:
         return self
@@ -546,7 +450,7 @@ class RayEvaluator:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"RayEvaluator(num_workers={self.num_workers}, num_cpus={self._actor_options['num_cpus']}, "
+        return (f"RayEvaluator(num_workers={self.num_workers}, num_cpus={self._pool.actor_options['num_cpus']}, "
                 f"timeout={self.timeout}, on_error={self.on_error!r}, closed={self._closed})")
 
 
@@ -575,42 +479,6 @@ class _Rows:
 
     def candidates(self, indices: Any = None) -> np.ndarray:
         return self.rows if indices is None else self.rows[np.asarray(indices)]
-
-
-def _answers_before_death(tasks: list[_Task]) -> list[tuple[_Task, _ChunkResult]]:
-    """The answers a dead actor sent for ``tasks`` before it died, as ``(task, result)`` pairs.
-
-    Ray settles every task of a dead actor (a value, or an actor-died error) once it learns of the
-    death, so the wait is short; a task still unsettled after ``DEATH_SETTLE`` seconds counts as lost.
-    """
-    settled, _ = ray.wait([task.ref for task in tasks], num_returns=len(tasks), timeout=DEATH_SETTLE)
-    settled_refs = set(settled)
-    answers = []
-    for task in tasks:
-        if task.ref in settled_refs:
-            try:
-                answers.append((task, ray.get(task.ref)))
-            except _WORKER_LOST:
-                pass
-    return answers
-
-
-def _finish(slot: _Slot, task: _Task) -> None:
-    """A task answered: drop it from its slot; the next one there starts now."""
-    was_head = slot.inflight and slot.inflight[0] is task
-    slot.inflight.remove(task)
-    if was_head:
-        slot.head_started = time.monotonic()
-
-
-def _start_ray(address: str | None, ray_init: dict[str, Any]) -> None:
-    """``ray.init`` with quiet local defaults; ``address`` joins an existing cluster instead."""
-    if address is None:
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report leaves this machine
-        options = {"include_dashboard": False, "logging_level": "WARNING", "log_to_driver": True}
-    else:
-        options = {}
-    ray.init(address=address, **{**options, **ray_init})
 
 
 __all__ = ["EvaluationStats", "ObjectiveError", "RayEvaluator", "WorkerError"]
