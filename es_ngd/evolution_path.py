@@ -27,7 +27,7 @@ import math
 
 from es_ngd.backend import Array, Backend
 from es_ngd.groups.base import Factor, MatrixGroup, Tangent
-from es_ngd.step_size import xnes_weights
+from es_ngd.shaping import effective_selection_mass
 
 
 def effective_dimension(num_parameters: int) -> float:
@@ -40,7 +40,7 @@ class RankOnePath:
 
     def __init__(self, dim: int, popsize: int, num_parameters: int | None = None) -> None:
         """``num_parameters``: the group's number of free entries (default p(p+1)/2, a dense factor's)."""
-        mu_eff = 1.0 / float((xnes_weights(popsize) ** 2).sum())
+        mu_eff = effective_selection_mass(popsize)
         self.c_c = (4.0 + mu_eff / dim) / (dim + 4.0 + 2.0 * mu_eff / dim)
         n = dim if num_parameters is None else effective_dimension(num_parameters)
         self.c_1 = 2.0 / ((n + 1.3) ** 2 + mu_eff)

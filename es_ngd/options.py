@@ -161,3 +161,19 @@ def make_options(**options: Any) -> Options:
             raise ValueError(f"option {name} must be {valid}, got {value!r}")
     # numpy integers as Python ints: they size deques and go into the checkpoint's JSON
     return Options(**{name: int(value) if isinstance(value, np.integer) else value for name, value in options.items()})
+
+
+def check_x0(x0: Any, *, allow_matrix: bool = True) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """``x0`` as a float64 numpy vector (a copy), and the matrix shape it came in (``allow_matrix``: a 2-D
+    ``x0`` for the Kronecker structures is vectorised column-major), or a ValueError saying what is wrong."""
+    arr = np.array(x0.detach().cpu().numpy() if hasattr(x0, "detach") else x0, dtype=float)
+    shape = None
+    if allow_matrix and arr.ndim == 2:
+        shape = (int(arr.shape[0]), int(arr.shape[1]))
+        arr = arr.reshape(-1, order="F")
+    if arr.ndim != 1 or arr.size == 0:
+        also = " (or a matrix for kron)" if allow_matrix else ""
+        raise ValueError(f"x0 must be a non-empty 1-D array{also}, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError("x0 must be finite (it has NaN or inf entries)")
+    return arr, shape

@@ -34,10 +34,20 @@ def _tie_averaged(f: np.ndarray, by_rank: np.ndarray) -> np.ndarray:
     return utilities
 
 
+def xnes_weights(n: int) -> np.ndarray:
+    """The positive xNES weights ``max(0, ln(n/2+1) − ln i)/Σ`` (best first), without the −1/n baseline."""
+    w = np.maximum(0.0, np.log(n / 2 + 1) - np.log(np.arange(1, n + 1)))
+    return w / w.sum()
+
+
+def effective_selection_mass(n: int) -> float:
+    """CMA-ES's variance-effective selection mass ``1/Σwᵢ²`` of the xNES weights of ``n`` candidates."""
+    return 1.0 / float((xnes_weights(n) ** 2).sum())
+
+
 @functools.lru_cache(maxsize=16)
 def _xnes_by_rank(n: int) -> np.ndarray:
-    weights = np.maximum(0.0, np.log(n / 2 + 1) - np.log(np.arange(1, n + 1)))
-    by_rank = weights / weights.sum() - 1.0 / n
+    by_rank = xnes_weights(n) - 1.0 / n
     by_rank.flags.writeable = False  # shared between calls
     return by_rank
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from es_ngd.backend import Array, Backend
 from es_ngd.groups.base import Factor, MatrixGroup
+from es_ngd.shaping import effective_selection_mass
 
 ControlState = dict[str, Any]
 
@@ -50,12 +51,6 @@ class Generation:
     fitness: np.ndarray  #: fitness with non-finite values replaced by +inf (host)
     has_test_pair: bool  #: whether candidates 0 and 1 were the controller's test pair
     mean_before: Array  #: the mean the generation was sampled around
-
-
-def xnes_weights(n: int) -> np.ndarray:
-    """The positive xNES weights ``max(0, ln(n/2+1) − ln i)/Σ`` (best first), without the −1/n baseline."""
-    w = np.maximum(0.0, np.log(n / 2 + 1) - np.log(np.arange(1, n + 1)))
-    return w / w.sum()
 
 
 def expected_chi_norm(p: int) -> float:
@@ -119,7 +114,7 @@ class CSA(StepSizeControl):
 
     def __init__(self, dim: int, popsize: int) -> None:
         super().__init__(dim, popsize)
-        mu_eff = 1.0 / float((xnes_weights(popsize) ** 2).sum())
+        mu_eff = effective_selection_mass(popsize)
         self.c_sigma = (mu_eff + 2.0) / (dim + mu_eff + 5.0)
         self.damping = self.damping_factor * (
             1.0 + 2.0 * max(0.0, math.sqrt((mu_eff - 1.0) / (dim + 1.0)) - 1.0) + self.c_sigma)

@@ -23,7 +23,7 @@ from es_ngd.evolution_path import RankOnePath
 from es_ngd.fitness import real_array
 from es_ngd.groups import MatrixGroup, make_group
 from es_ngd.groups.base import Factor, Tangent
-from es_ngd.options import MAX_POPSIZE, OPTION_NAMES, Options, _is_number, _merge_options, make_options  # noqa: F401  (importable from here too)
+from es_ngd.options import MAX_POPSIZE, OPTION_NAMES, Options, _is_number, _merge_options, check_x0, make_options  # noqa: F401  (importable from here too)
 from es_ngd.population import Population
 from es_ngd.shaping import Shaper, get_shaper, xnes_utilities
 from es_ngd.step_size import ControlState, Generation, StepSizeControl, make_step_size
@@ -162,19 +162,6 @@ def _noise_statistics(group: MatrixGroup, chunks: Iterable[Array], utilities: np
     return g_delta, (g_delta if reuse else selected) / spread, trace_part, direction
 
 
-def _check_x0(x0: Any) -> tuple[np.ndarray, tuple[int, int] | None]:
-    arr = np.asarray(x0.detach().cpu().numpy() if hasattr(x0, "detach") else x0, dtype=float)
-    shape = None
-    if arr.ndim == 2:  # a matrix-shaped x0 (Kronecker structures): column-major vec
-        shape = (int(arr.shape[0]), int(arr.shape[1]))
-        arr = arr.reshape(-1, order="F")
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"x0 must be a non-empty 1-D array (or a matrix for kron), got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError("x0 must be finite (it has NaN or inf entries)")
-    return arr, shape
-
-
 class NGDES:
     """Structured natural-gradient evolution strategy, ask/tell interface.
 
@@ -195,7 +182,7 @@ class NGDES:
             structure = options.pop("structure", "diag")
             popsize, seed = options.pop("popsize", popsize), options.pop("seed", seed)
             backend = options.pop("backend", backend)
-        x0_arr, x0_shape = _check_x0(x0)
+        x0_arr, x0_shape = check_x0(x0)
         if isinstance(sigma0, (bool, np.bool_)):
             raise TypeError(f"sigma0 must be a number, got {sigma0!r}")
         try:

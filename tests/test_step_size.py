@@ -16,7 +16,8 @@ import pytest
 import es_ngd
 from es_ngd import checkpoint
 from es_ngd.evolution_path import RankOnePath
-from es_ngd.step_size import CSA, TPA, Generation, expected_chi_norm, make_step_size, xnes_weights
+from es_ngd.shaping import xnes_weights
+from es_ngd.step_size import CSA, TPA, Generation, expected_chi_norm, make_step_size
 from es_ngd.strategy import natural_gradient_step
 
 

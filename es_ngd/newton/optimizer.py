@@ -9,8 +9,9 @@ import numpy as np
 
 from es_ngd.groups import MatrixGroup, make_group
 from es_ngd.groups.base import Factor
-from es_ngd.newton.oracle import Oracle, check_point
+from es_ngd.newton.oracle import Oracle
 from es_ngd.newton.step import NewtonState, initial_state, make_options, newton_step
+from es_ngd.options import check_x0
 from es_ngd.strategy import Result
 
 
@@ -35,7 +36,7 @@ class Newton:
                  grad: Callable[..., Any] | None = None, hvp: Callable[..., Any] | None = None,
                  hess_diag: Callable[..., Any] | None = None, vectorized_hvp: bool = False,
                  factor: Factor | None = None, **options: Any) -> None:
-        x0_arr = check_point(x0)
+        x0_arr, _ = check_x0(x0, allow_matrix=False)
         self.options = make_options(**options)
         self.dim = x0_arr.size
         self.group = make_group(structure, self.dim)

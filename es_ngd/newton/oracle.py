@@ -145,15 +145,6 @@ def _unit_diagonal(products: HessianProducts, dim: int, chunk: int = 256) -> np.
     return out
 
 
-def check_point(x0: Any) -> np.ndarray:
-    arr = np.asarray(x0.detach().cpu().numpy() if hasattr(x0, "detach") else x0, dtype=float)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"x0 must be a non-empty 1-D array, got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError("x0 must be finite (it has NaN or inf entries)")
-    return arr.copy()
-
-
 def finite_positive(name: str, value: Any) -> float:
     try:
         value = float(value)

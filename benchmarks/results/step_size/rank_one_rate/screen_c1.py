@@ -12,7 +12,7 @@ import json
 import sys
 from multiprocessing import Pool
 
-import es_ngd.evolution_path as ep
+import es_ngd.shaping as shaping
 import es_ngd.strategy as st
 from es_ngd.bench.runner import RunSpec, run_one
 
@@ -20,7 +20,7 @@ ORIGINAL_INIT = st.NGDES.__init__
 
 
 def mu_eff(popsize: int) -> float:
-    return 1.0 / float((ep.xnes_weights(popsize) ** 2).sum())
+    return 1.0 / float((shaping.xnes_weights(popsize) ** 2).sum())
 
 
 def run(args: tuple) -> tuple:

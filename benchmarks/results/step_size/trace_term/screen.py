@@ -14,6 +14,7 @@ from multiprocessing import Pool
 
 import numpy as np
 
+import es_ngd.shaping as shaping
 import es_ngd.step_size as ss
 import es_ngd.strategy as st
 from es_ngd.bench.runner import RunSpec, run_one
@@ -26,7 +27,7 @@ src = src.replace("ranked = xnes_utilities(fitness)", "ranked = _positive(fitnes
 
 def _positive(fitness):
     order = np.argsort(fitness, kind="stable")
-    w = ss.xnes_weights(len(fitness))
+    w = shaping.xnes_weights(len(fitness))
     r = np.empty(len(fitness))
     r[order] = w
     return r
@@ -60,7 +61,7 @@ def patch(variant):
 
         def init(self, dim, popsize, _orig=orig, kind=kind):
             _orig(self, dim, popsize)
-            mu_eff = 1.0 / float((ss.xnes_weights(popsize) ** 2).sum())
+            mu_eff = 1.0 / float((shaping.xnes_weights(popsize) ** 2).sum())
             if (
                 kind == "pycma"
             ):  # c_s from pycma 3.x/4.x: (mueff+2)/(N+mueff+3), damp 1+2max(0,sqrt((mueff-1)/(N+1))-1)+cs
