@@ -36,7 +36,10 @@ def run(task_name: str, scale: float, seed: int, budget: int, structure: str, po
     problem = GymProblem(task.env_id, policy=task.policy, hidden=task.hidden or (64, 64), seed=seed)
     sigma0 = scale * problem.policy.input_scale()
     start = time.perf_counter()
-    result = policy_search(problem, max_env_steps=budget, structure=structure, sigma0=sigma0, popsize=popsize)
+    from es_ngd.bench.solvers import NGD_PREFIX, parse_ngd_solver
+
+    plain, options = parse_ngd_solver(NGD_PREFIX + structure)  # "diag@mirrored=true": NGDES options too
+    result = policy_search(problem, max_env_steps=budget, structure=plain, sigma0=sigma0, popsize=popsize, **options)
     return {"scale": scale, "sigma0": sigma0, "popsize": popsize, "seed": seed, "budget": budget,
             "structure": structure, "generations": result.generations,
             "final_return": result.eval_return, "env_steps": result.env_steps,
@@ -69,7 +72,8 @@ def main() -> None:
     parser.add_argument("--popsizes", type=int, nargs="+", default=[0], help="0: the strategy's default")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--budget", type=int, default=None, help="override the sweep's env-step budget")
-    parser.add_argument("--structure", default="diag")
+    parser.add_argument("--structure", default="diag", help="an es_ngd structure, with NGDES options as "
+                        "@OPTION=VALUE (e.g. diag@mirrored=true)")
     parser.add_argument("--report", action="store_true", help="print the table of the saved results and exit")
     args = parser.parse_args()
     if not args.report:
