@@ -29,16 +29,15 @@ SWEEP_BUDGETS = {"cartpole": 20_000, "pendulum": 300_000, "lunar": 300_000, "hal
 
 
 def run(task_name: str, scale: float, seed: int, budget: int, structure: str, popsize: int | None = None) -> dict:
+    from es_ngd.bench.solvers import NGD_PREFIX, parse_ngd_solver
     from es_ngd.gym.problem import GymProblem
     from es_ngd.gym.search import policy_search
 
+    plain, options = parse_ngd_solver(NGD_PREFIX + structure)  # "diag@mirrored=true": NGDES options too
     task = TASKS[task_name]
     problem = GymProblem(task.env_id, policy=task.policy, hidden=task.hidden or (64, 64), seed=seed)
     sigma0 = scale * problem.policy.input_scale()
     start = time.perf_counter()
-    from es_ngd.bench.solvers import NGD_PREFIX, parse_ngd_solver
-
-    plain, options = parse_ngd_solver(NGD_PREFIX + structure)  # "diag@mirrored=true": NGDES options too
     result = policy_search(problem, max_env_steps=budget, structure=plain, sigma0=sigma0, popsize=popsize, **options)
     return {"scale": scale, "sigma0": sigma0, "popsize": popsize, "seed": seed, "budget": budget,
             "structure": structure, "generations": result.generations,
