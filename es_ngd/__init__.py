@@ -21,7 +21,7 @@ from es_ngd.reevaluation import Reevaluated
 from es_ngd.restarts import RunRecord
 from es_ngd.strategy import NGDES, Options, Result, State, natural_gradient_step
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "NGDES",

@@ -43,7 +43,9 @@ if TYPE_CHECKING:
     from es_ngd.strategy import NGDES
 
 FORMAT_NAME = "es_ngd.checkpoint"
-FORMAT_VERSION = 2  # 2: the step-size controller's state and the evolution path (es_ngd 0.2)
+#: 2: the step-size controller's state and the evolution path (es_ngd 0.2); 3: an unset ``lr_sigma`` means
+#: SNES's rate under csa/tpa (es_ngd 0.3; before, η_B under every controller: :func:`load` keeps that for older files)
+FORMAT_VERSION = 3
 METADATA_KEY = "metadata"
 _ARRAY_REF = "__array__"  # {"__array__": "state/mean"} in the JSON stands for that archive entry
 _CHECKSUM_PREFIX = "sha256+metadata:"  # the checksum covers the arrays and the metadata JSON
@@ -365,6 +367,14 @@ def load(path: str | os.PathLike[str], *, shaping: Any = None, device: str | Non
             backend["device"] if backend["name"] == "torch" else None)
         es = NGDES(sd["state"]["mean"], sd["state"]["sigma"], structure=sd["structure"], popsize=sd["popsize"],
                    seed=sd["seed"], backend=backend["name"], **options)
+        if sd.get("format_version", 1) < 3 and options.get("lr_sigma") is None and es.options.step_size != "xnes":
+            # saved by es_ngd 0.2 or older, whose unset η_σ was η_B under every controller: keep that rate
+            # (stored explicitly from now on), so the run goes on exactly as it would have
+            warnings.warn(f"{path}: checkpoint format {sd.get('format_version')} predates es_ngd 0.3's default "
+                          f"η_σ; the run keeps the rate it was saved with, lr_sigma={es.rates.factor!r}",
+                          UserWarning, stacklevel=2)
+            es = NGDES(sd["state"]["mean"], sd["state"]["sigma"], structure=sd["structure"], popsize=sd["popsize"],
+                       seed=sd["seed"], backend=backend["name"], **{**options, "lr_sigma": es.rates.factor})
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: cannot rebuild the strategy it describes: {type(err).__name__}: {err}") from err
     load_state_dict(es, sd)

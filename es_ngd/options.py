@@ -30,7 +30,8 @@ class Options(TerminationOptions):
 
     Learning rates left as ``None`` take the group's default ``η_B`` (MATH.md §2: xNES's
     ``(9 + 3 ln p)/(5 p^{3/2})`` for dense and triangular, SNES's ``(3 + ln p)/(5 √p)`` for diag,
-    in between for the block groups), and ``lr_sigma`` takes the same value as ``lr_factor``.
+    in between for the block groups). ``lr_sigma`` left as ``None`` takes SNES's rate ``(3 + ln p)/(5 √p)``
+    under ``csa`` and ``tpa`` (σ is one scale parameter), and η_B under ``xnes`` (xNES's rule).
     σ moves by the ``step_size`` controller (MATH.md §2a); ``rank_one`` adds CMA-ES's evolution-path
     term to the B step (MATH.md §2b; not the natural gradient: ``rank_one=False`` is the exact mode).
     """
@@ -39,7 +40,7 @@ class Options(TerminationOptions):
     rank_one: bool = RANK_ONE_DEFAULT  #: add CMA's evolution-path term to the B step (:mod:`es_ngd.evolution_path`)
     mirrored: bool = False  #: sample ``z, −z`` pairs (standard for policy search)
     lr_mean: float = 1.0  #: η_μ
-    lr_sigma: float | None = None  #: η_σ of σ's trace term (every controller) and of the entropy term (default: η_B)
+    lr_sigma: float | None = None  #: η_σ of σ's trace and entropy terms (default: SNES's rate; xnes: η_B)
     lr_factor: float | None = None  #: η_B (default: the group's η_B)
     entropy_weight: float = 0.0  #: γ, the weight of ``E[log q]`` (adds ``½ η_σ γ`` to log σ)
     shaping: str | Shaper = "xnes"  #: "xnes", "centered_ranks", "raw" or a callable f → u

@@ -3,7 +3,8 @@
 B always moves by the exact natural gradient of the trace-free part of G, and the mean update is the
 same under every controller. log σ always takes the natural gradient of the trace part,
 ``½ η_σ tr(G)/p`` (xNES's rule: the part of G that the trace-free B step leaves out; the strategy adds
-it), and a controller adds its own term, chosen by the ``step_size`` option:
+it), and a controller adds its own term, chosen by the ``step_size`` option. The controller also
+names the default η_σ (:meth:`StepSizeControl.default_sigma_rate`):
 
 - ``"csa"`` (default): cumulative step-size adaptation in the whitened frame. An evolution path of
   the normalised mean steps ``Σ uᵢ zᵢ``; σ grows when the path is longer than a random walk's and
@@ -12,9 +13,18 @@ it), and a controller adds its own term, chosen by the ``step_size`` option:
 - ``"tpa"``: two-point adaptation (Hansen 2008, arXiv:0805.0231; constants of pycma 4.5's
   ``CMAAdaptSigmaTPA``). Candidates 0 and 1 of each population are a mirrored pair along the last
   mean shift; σ grows when the one ahead ranks better.
-- ``"xnes"``: nothing more, so σ follows xNES's rule ``σ ← σ·exp(½ η_σ tr(G)/p)`` alone. Kept for
-  comparison and for the Fisher-information tests: it cannot shrink σ fast enough once p grows
-  (../shared/design/STEP_SIZE.md, and benchmarks/results/step_size/).
+- ``"xnes"``: nothing more, so σ follows xNES's rule ``σ ← σ·exp(½ η_σ tr(G)/p)`` alone, with xNES's
+  ``η_σ = η_B``. Kept for comparison and for the Fisher-information tests: it cannot shrink σ fast
+  enough once p grows (../shared/design/STEP_SIZE.md, and benchmarks/results/step_size/).
+
+Why η_σ is SNES's rate under CSA and TPA, whatever the group: σ is one scalar, learnt like one of SNES's
+per-coordinate scales, ``(3 + ln p)/(5√p)``, not at the rate of B's many entries (xNES's ``η_B`` for a dense
+B is p^{−3/2}: 0.016 at p = 40 against 0.21). xNES's own η_σ = η_B made σ the lagging part once CSA
+took over the long-run control: with SNES's rate, dense needs 0.90× the evaluations at p = 10 and 0.91×
+at p = 40 on the built-in functions, and bbob's f8 is solved in 5 of 5 instances instead of 3
+(benchmarks/results/step_size/sigma_rate/). diag's η_B is SNES's rate already, so diag is unchanged. With
+CSA alone deciding (a large η_σ under xNES's rule alone broke every ill-conditioned problem, STEP_SIZE.md)
+the trace term is fast but bounded: CSA's path lengthens when it shrinks σ too far and pushes back.
 
 Why both terms: CMA-ES also moves its scale two ways, by CSA on σ and through the trace of its rank-μ
 update of C. With the trace dropped (es_ngd 0.2's first CSA) σ reacted only through the lagging path,
@@ -35,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from es_ngd.backend import Array, Backend
-from es_ngd.groups.base import Factor, MatrixGroup
+from es_ngd.groups.base import Factor, MatrixGroup, snes_learning_rate
 from es_ngd.shaping import effective_selection_mass
 
 ControlState = dict[str, Any]
@@ -81,6 +91,10 @@ class StepSizeControl(ABC):
         """Whether σ is growing fast enough that the rank-one path should not take this step (CMA's h_σ = 0)."""
         return False
 
+    def default_sigma_rate(self, factor_rate: float) -> float:
+        """η_σ of σ's trace term when ``lr_sigma`` is not given: SNES's rate for one scale parameter."""
+        return snes_learning_rate(self.dim)
+
     def describe(self) -> dict[str, float]:
         """The controller's constants (for logs and the README)."""
         return {}
@@ -90,6 +104,9 @@ class XNESStepSize(StepSizeControl):
     """No term of its own: σ moves by the trace part of the natural gradient only (xNES)."""
 
     name = "xnes"
+
+    def default_sigma_rate(self, factor_rate: float) -> float:
+        return factor_rate  # xNES's η_σ = η_B: this controller is today's rule exactly
 
     def update(self, state: ControlState, sigma: float, generation: Generation) -> tuple[float, ControlState]:
         return sigma, state

@@ -203,13 +203,11 @@ class NGDES:
                                    noise=self.options.noise)
         shape = self.options.shape or x0_shape
         self.group = make_group(structure, self.dim, self.backend, **({"shape": shape} if shape else {}))
-        self.rates = LearningRates(
-            mean=self.options.lr_mean,
-            sigma=self.options.lr_sigma or self.options.lr_factor or self.group.default_learning_rate,
-            factor=self.options.lr_factor or self.group.default_learning_rate,
-        )
-        self.shaper = get_shaper(self.options.shaping)
         self.step_size = make_step_size(self.options.step_size, self.dim, self.popsize)
+        factor_rate = self.options.lr_factor or self.group.default_learning_rate
+        self.rates = LearningRates(mean=self.options.lr_mean, factor=factor_rate,
+                                   sigma=self.options.lr_sigma or self.step_size.default_sigma_rate(factor_rate))
+        self.shaper = get_shaper(self.options.shaping)
         self.rank_one = (RankOnePath(self.dim, self.popsize, self.group.num_parameters()) if self.options.rank_one
                          else None)
         self.state = State(mean=self.backend.asarray(x0_arr), sigma=sigma0, factor=self.group.identity(),
