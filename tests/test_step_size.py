@@ -249,3 +249,55 @@ def test_a_checkpoint_from_another_controller_is_refused(tmp_path) -> None:
     with pytest.raises(es_ngd.CheckpointError, match="step-size state"):
         other.load_state_dict(sd)
     assert other.state.step_size["path"].shape == (4,)  # untouched
+
+
+@pytest.mark.parametrize("structure", ["dense", "diag", "up:2", "kron(dense,dense)"])
+def test_the_default_sigma_rate_is_snes_under_csa_and_tpa_and_eta_b_under_xnes(structure) -> None:
+    p = 36
+    shape = {"shape": (6, 6)} if structure.startswith("kron") else {}
+
+    def rates(**options):
+        return es_ngd.NGDES(np.ones(p), 0.5, structure=structure, **shape, **options).rates
+
+    for step_size in ("csa", "tpa"):
+        assert rates(step_size=step_size).sigma == (3 + math.log(p)) / (5 * math.sqrt(p))
+        # lr_factor moves B's rate only; lr_sigma sets η_σ
+        assert rates(step_size=step_size, lr_factor=1e-3).sigma == rates(step_size=step_size).sigma
+        assert rates(step_size=step_size, lr_sigma=0.05).sigma == 0.05
+    xnes = es_ngd.NGDES(np.ones(p), 0.5, structure=structure, step_size="xnes", **shape)
+    assert xnes.rates.sigma == xnes.rates.factor == xnes.group.default_learning_rate  # xNES's η_σ = η_B
+    assert rates(step_size="xnes", lr_factor=1e-3).sigma == 1e-3
+
+
+def test_a_format_2_checkpoint_goes_on_with_the_sigma_rate_it_was_saved_with(tmp_path) -> None:
+    """es_ngd 0.2's unset lr_sigma meant η_B: a run it saved resumes exactly as 0.2 would have continued it."""
+    def run(es, generations):
+        for _ in range(generations):
+            X = es.ask()
+            es.tell(X, (X**2).sum(1) + 10 * X[:, 0] ** 2)
+
+    p = 8
+    eta_b = es_ngd.NGDES(np.ones(p), 0.5, structure="dense").rates.factor
+    as_in_0_2 = es_ngd.NGDES(np.ones(p), 0.5, structure="dense", seed=4, lr_sigma=eta_b)
+    run(as_in_0_2, 6)
+    sd = as_in_0_2.state_dict()
+    sd["format_version"] = 2
+    sd["options"]["lr_sigma"] = None  # what 0.2 stored for the default
+    path = checkpoint.write(sd, tmp_path / "v2.npz")
+    with pytest.warns(UserWarning, match="predates es_ngd 0.3's default η_σ"):
+        loaded = es_ngd.NGDES.load(path)
+    assert loaded.rates.sigma == eta_b and loaded.options.lr_sigma == eta_b
+    run(as_in_0_2, 10)
+    run(loaded, 10)
+    assert loaded.sigma == as_in_0_2.sigma
+    np.testing.assert_array_equal(loaded.mean, as_in_0_2.mean)
+    # saved again, it is a format-3 file with the rate written out, and loads without a warning
+    loaded.save(tmp_path / "v3.npz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = es_ngd.NGDES.load(tmp_path / "v3.npz")
+    assert again.rates.sigma == eta_b
+    # a format-3 file with the default loads with the new default
+    fresh = es_ngd.NGDES(np.ones(p), 0.5, structure="dense", seed=4)
+    fresh.save(tmp_path / "new.npz")
+    assert es_ngd.NGDES.load(tmp_path / "new.npz").rates.sigma == fresh.rates.sigma != eta_b
