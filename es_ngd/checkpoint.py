@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 FORMAT_NAME = "es_ngd.checkpoint"
 #: 2: the step-size controller's state and the evolution path (es_ngd 0.2); 3: an unset ``lr_sigma`` means
-#: SNES's rate under csa/tpa (es_ngd 0.3; before, η_B under every controller: :func:`load` keeps that for older files)
+#: SNES's rate under csa/tpa (es_ngd 0.3; before, η_B under every controller, which loading keeps for older files)
 FORMAT_VERSION = 3
 METADATA_KEY = "metadata"
 _ARRAY_REF = "__array__"  # {"__array__": "state/mean"} in the JSON stands for that archive entry
@@ -114,6 +114,23 @@ def load_state_dict(es: NGDES, sd: dict[str, Any]) -> None:
     es._numerical_error = sd.get("numerical_error")
     es._pending = None
     es._stop_cache = None
+    _keep_the_saved_sigma_rate(es, sd)
+
+
+def _keep_the_saved_sigma_rate(es: NGDES, sd: dict[str, Any]) -> None:
+    """A run saved by es_ngd 0.2 or older goes on at the η_σ it ran with.
+
+    Before format 3 an unset ``lr_sigma`` meant η_B under every controller; since es_ngd 0.3 it means SNES's
+    rate under csa and tpa. So for an older file and an unset ``lr_sigma``, ``es`` takes η_B, written out in
+    its options (a later save stores it), and a warning says so.
+    """
+    if sd["format_version"] >= 3 or es.options.lr_sigma is not None or es.options.step_size == "xnes":
+        return
+    rate = es.rates.factor
+    warnings.warn(f"checkpoint format {sd['format_version']} predates es_ngd 0.3's default η_σ: the run keeps "
+                  f"the rate it was saved with, lr_sigma={rate!r} (η_B)", UserWarning, stacklevel=4)
+    es.options = dataclasses.replace(es.options, lr_sigma=rate)
+    es.rates = dataclasses.replace(es.rates, sigma=rate)
 
 
 def _restore(es: NGDES, sd: dict[str, Any]) -> tuple[int, int, Any, Any]:
@@ -367,14 +384,6 @@ def load(path: str | os.PathLike[str], *, shaping: Any = None, device: str | Non
             backend["device"] if backend["name"] == "torch" else None)
         es = NGDES(sd["state"]["mean"], sd["state"]["sigma"], structure=sd["structure"], popsize=sd["popsize"],
                    seed=sd["seed"], backend=backend["name"], **options)
-        if sd.get("format_version", 1) < 3 and options.get("lr_sigma") is None and es.options.step_size != "xnes":
-            # saved by es_ngd 0.2 or older, whose unset η_σ was η_B under every controller: keep that rate
-            # (stored explicitly from now on), so the run goes on exactly as it would have
-            warnings.warn(f"{path}: checkpoint format {sd.get('format_version')} predates es_ngd 0.3's default "
-                          f"η_σ; the run keeps the rate it was saved with, lr_sigma={es.rates.factor!r}",
-                          UserWarning, stacklevel=2)
-            es = NGDES(sd["state"]["mean"], sd["state"]["sigma"], structure=sd["structure"], popsize=sd["popsize"],
-                       seed=sd["seed"], backend=backend["name"], **{**options, "lr_sigma": es.rates.factor})
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: cannot rebuild the strategy it describes: {type(err).__name__}: {err}") from err
     load_state_dict(es, sd)

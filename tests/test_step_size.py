@@ -287,10 +287,16 @@ def test_a_format_2_checkpoint_goes_on_with_the_sigma_rate_it_was_saved_with(tmp
     with pytest.warns(UserWarning, match="predates es_ngd 0.3's default η_σ"):
         loaded = es_ngd.NGDES.load(path)
     assert loaded.rates.sigma == eta_b and loaded.options.lr_sigma == eta_b
+    # resume() into a strategy built with the defaults does the same
+    resumed = es_ngd.NGDES(np.ones(p), 0.5, structure="dense", seed=4)
+    with pytest.warns(UserWarning, match="predates es_ngd 0.3's default η_σ"):
+        assert checkpoint.resume(resumed, path)
     run(as_in_0_2, 10)
     run(loaded, 10)
-    assert loaded.sigma == as_in_0_2.sigma
+    run(resumed, 10)
+    assert loaded.sigma == resumed.sigma == as_in_0_2.sigma
     np.testing.assert_array_equal(loaded.mean, as_in_0_2.mean)
+    np.testing.assert_array_equal(resumed.mean, as_in_0_2.mean)
     # saved again, it is a format-3 file with the rate written out, and loads without a warning
     loaded.save(tmp_path / "v3.npz")
     with warnings.catch_warnings():
