@@ -106,7 +106,7 @@ class XNESStepSize(StepSizeControl):
     name = "xnes"
 
     def default_sigma_rate(self, factor_rate: float) -> float:
-        return factor_rate  # xNES's η_σ = η_B: this controller is today's rule exactly
+        return factor_rate  # xNES's η_σ = η_B: this controller is es_ngd 0.1's rule exactly
 
     def update(self, state: ControlState, sigma: float, generation: Generation) -> tuple[float, ControlState]:
         return sigma, state
