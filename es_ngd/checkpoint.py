@@ -101,7 +101,8 @@ def _host_copy(backend: Any, array: Any) -> np.ndarray:
 def load_state_dict(es: NGDES, sd: dict[str, Any]) -> None:
     """Put the search state of ``sd`` into ``es`` (which must have the same structure and dimension).
 
-    The seed and population size come from ``sd``; the options stay those of ``es``.
+    The seed and population size come from ``sd``; the options stay those of ``es`` (but for an unset
+    ``lr_sigma`` and a file older than format 3: see :func:`_keep_the_saved_sigma_rate`).
     Raises :class:`CheckpointError` (leaving ``es`` untouched) if ``sd`` does not fit.
     """
     try:
