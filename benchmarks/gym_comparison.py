@@ -21,9 +21,11 @@ Tasks need ``gymnasium[box2d]`` (lunar) or ``gymnasium[mujoco]`` (halfcheetah); 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +42,11 @@ class Task:
     hidden: tuple[int, ...]
     budget: int  # env steps
     threshold: float  # return that counts as solved
+    log_steps: bool = False  # plot env steps on a log axis (a task solved in a few % of its budget)
 
 
 TASKS = {
-    "cartpole": Task("CartPole-v1", "linear", (), 100_000, 475.0),
+    "cartpole": Task("CartPole-v1", "linear", (), 100_000, 475.0, log_steps=True),
     "pendulum": Task("Pendulum-v1", "mlp", (16, 16), 1_000_000, -200.0),
     "lunar": Task("LunarLanderContinuous-v3", "linear", (), 2_000_000, 200.0),
     "halfcheetah": Task("HalfCheetah-v5", "linear", (), 5_000_000, 5500.0),
@@ -110,25 +113,61 @@ def steps_to_threshold(curve: list, threshold: float) -> int | None:
     return next((int(steps) for steps, value in curve if value >= threshold), None)
 
 
+def seed_band(curves: list[list], grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median, minimum and maximum over seeds of the curves on a common env-step grid.
+
+    Each seed's evaluations are interpolated linearly between the steps at which they were taken (the
+    solvers evaluate at different step counts); outside a seed's first and last evaluation it is missing
+    (NaN), and a grid point counts the seeds that have it.
+    """
+    values = np.full((len(curves), grid.size), np.nan)
+    for row, curve in zip(values, curves, strict=True):
+        if curve:
+            steps, returns = np.asarray(curve, dtype=float).T
+            inside = (grid >= steps[0]) & (grid <= steps[-1])
+            row[inside] = np.interp(grid[inside], steps, returns)
+    with warnings.catch_warnings():  # grid points no seed reaches are NaN on purpose
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(values, axis=0), np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+
+
 def plot(task_name: str, runs: list[dict]) -> Path:
+    """One line per solver (the median over its seeds) and a band from the worst to the best seed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    colours: dict[str, str] = {}
-    for run in runs:
-        label = run["solver"]
-        colour = colours.setdefault(label, f"C{len(colours)}")
-        steps, values = zip(*run["curve"], strict=True) if run["curve"] else ((), ())
-        ax.plot(steps, values, color=colour, lw=1, alpha=0.8, label=label if run["seed"] == runs[0]["seed"] else None)
-    ax.axhline(TASKS[task_name].threshold, color="k", lw=0.6, ls=":")
+    fig, ax = plt.subplots(figsize=(7.2, 4.0))
+    last_step = max((step for run in runs for step, _ in run["curve"]), default=1)
+    task = TASKS[task_name]
+    first_step = min((step for run in runs for step, _ in run["curve"] if step > 0), default=1)
+    grid = np.geomspace(first_step, last_step, 300) if task.log_steps else np.linspace(0.0, last_step, 300)
+    known = [*(f"es_ngd:{s}" for s in ES_NGD), *(f"evotorch:{a}" for a in EVOTORCH)]
+    solvers = sorted(dict.fromkeys(run["solver"] for run in runs), key=lambda s: (s not in known, known.index(s)
+                                                                                   if s in known else 0, s))
+    for solver in solvers:  # a solver keeps its colour from one task's figure to the next
+        curves = [run["curve"] for run in runs if run["solver"] == solver]
+        median, low, high = seed_band(curves, grid)
+        colour = f"C{known.index(solver) if solver in known else len(known) + solvers.index(solver)}"
+        ax.fill_between(grid, low, high, color=colour, alpha=0.15, lw=0)
+        label = f"{solver} ({len(curves)} seeds)"
+        if all(len(curve) <= 1 for curve in curves):  # one evaluation per run (PGPE's huge generations)
+            points = [point for curve in curves for point in curve]
+            ax.scatter(*zip(*points, strict=True), color=colour, s=12, label=label)
+        else:
+            ax.plot(grid, median, color=colour, lw=1.6, label=label)
+    if task.log_steps:
+        ax.set_xscale("log")
+    threshold = task.threshold
+    ax.axhline(threshold, color="k", lw=0.6, ls=":", label=f"threshold {threshold:g}")
     ax.set_xlabel("environment steps")
-    ax.set_ylabel("mean policy return")
-    ax.set_title(TASKS[task_name].env_id)
-    ax.legend(fontsize=7)
+    ax.set_ylabel("mean policy return (one episode)")
+    ax.set_title(task.env_id)
     ax.grid(alpha=0.3)
+    # outside the axes, so that it never covers a curve; its title says what the band is
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              title="line: median over seeds\nband: worst to best seed", title_fontsize=7)
     path = RESULTS / f"comparison_{task_name}.png"
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -172,7 +211,7 @@ def main() -> None:
     for name in args.tasks:
         task = TASKS[name]
         if args.budget:
-            task = Task(task.env_id, task.policy, task.hidden, args.budget, task.threshold)
+            task = dataclasses.replace(task, budget=args.budget)
         path = RESULTS / f"comparison_{name}.json"
         # runs accumulate across invocations: a rerun of a (solver, seed) replaces that run only
         saved = json.loads(path.read_text()) if path.exists() else {"runs": []}
