@@ -53,6 +53,7 @@ TASKS = {
 }
 ES_NGD = ("diag", "up:2", "layers:kron(tril,tril)")
 EVOTORCH = ("PGPE", "SNES", "XNES")
+DEFAULT_SOLVERS = (*(f"es_ngd:{s}" for s in ES_NGD), *(f"evotorch:{a}" for a in EVOTORCH))
 
 
 def run_es_ngd(task: Task, structure: str, seed: int, workers: int | None, eval_every: int = 5) -> dict:
@@ -143,7 +144,7 @@ def plot(task_name: str, runs: list[dict]) -> Path:
     task = TASKS[task_name]
     first_step = min((step for run in runs for step, _ in run["curve"] if step > 0), default=1)
     grid = np.geomspace(first_step, last_step, 300) if task.log_steps else np.linspace(0.0, last_step, 300)
-    known = [*(f"es_ngd:{s}" for s in ES_NGD), *(f"evotorch:{a}" for a in EVOTORCH)]
+    known = list(DEFAULT_SOLVERS)
     solvers = sorted(dict.fromkeys(run["solver"] for run in runs), key=lambda s: (s not in known, known.index(s)
                                                                                    if s in known else 0, s))
     for solver in solvers:  # a solver keeps its colour from one task's figure to the next
@@ -195,8 +196,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=["cartpole"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--solvers", nargs="+", default=[*(f"es_ngd:{s}" for s in ES_NGD),
-                                                         *(f"evotorch:{a}" for a in EVOTORCH)])
+    parser.add_argument("--solvers", nargs="+", default=None,
+                        help="e.g. es_ngd:up:2 evotorch:SNES (default: every es_ngd structure and EvoTorch method; the "
+                             "per-layer structure only on MLP tasks unless named here)")
     parser.add_argument("--budget", type=int, default=None, help="override the task's env-step budget")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--eval-every", type=int, default=5,
@@ -216,10 +218,10 @@ def main() -> None:
         # runs accumulate across invocations: a rerun of a (solver, seed) replaces that run only
         saved = json.loads(path.read_text()) if path.exists() else {"runs": []}
         runs = [{"budget": saved.get("budget"), **run} for run in saved["runs"]]
-        for solver in args.solvers:
+        for solver in args.solvers or DEFAULT_SOLVERS:
             family, _, variant = solver.partition(":")
-            if variant.startswith("layers:") and task.policy != "mlp":
-                continue  # the per-layer structure is for network policies
+            if variant.startswith("layers:") and task.policy != "mlp" and not args.solvers:
+                continue  # by default the per-layer structure runs on network policies only
             for seed in args.seeds:
                 try:
                     run = (run_es_ngd(task, variant, seed, args.workers, args.eval_every) if family == "es_ngd"
