@@ -1,12 +1,12 @@
 """es_ngd policy search against EvoTorch's GymNE (PGPE, SNES, XNES) at the same env-step budgets.
 
-Solvers: es_ngd with ``diag``, ``up:2`` and (MLP policies) the per-layer ``layers:kron(tril,tril)``, all at
-es_ngd's defaults (σ₀ from the policy's input scale, the strategy's population size); EvoTorch 0.6.1's
-GymNE with observation normalisation and the PGPE settings of EvoTorch's README (popsize 200, centre rate
-0.01125, ClipUp max speed 0.015, σ rate 0.1, radius 0.27, num_interactions 150 000, popsize_max 3 200), and
-SNES / XNES at EvoTorch's defaults with the same radius. Per run: the mean policy's return every few
-generations against env steps, the env steps at which it first reaches the task's threshold, the final
-mean policy's return over 10 fresh episodes, and env steps per second.
+Solvers: es_ngd with the per-layer ``layers:kron(tril,tril)`` (its default; one layer for a linear policy),
+``diag`` and ``up:2``, all at es_ngd's defaults (σ₀ from the policy's input scale, the strategy's population
+size); EvoTorch 0.6.1's GymNE with observation normalisation and the PGPE settings of EvoTorch's README
+(popsize 200, centre rate 0.01125, ClipUp max speed 0.015, σ rate 0.1, radius 0.27, num_interactions 150 000,
+popsize_max 3 200), and SNES / XNES at EvoTorch's defaults with the same radius. Per run: the mean policy's
+return every few generations against env steps, the env steps at which it first reaches the task's threshold,
+the final mean policy's return over 10 fresh episodes, and env steps per second.
 
     nice -n 19 python benchmarks/gym_comparison.py --tasks cartpole --seeds 1 2 3
     python benchmarks/gym_comparison.py --tasks lunar halfcheetah --seeds 1 2 3 --workers 16   # a big machine
@@ -51,7 +51,7 @@ TASKS = {
     "lunar": Task("LunarLanderContinuous-v3", "linear", (), 2_000_000, 200.0),
     "halfcheetah": Task("HalfCheetah-v5", "linear", (), 5_000_000, 5500.0),
 }
-ES_NGD = ("diag", "up:2", "layers:kron(tril,tril)")
+ES_NGD = ("diag", "up:2", "layers:kron(tril,tril)")  # the last is es_ngd.gym's default structure
 EVOTORCH = ("PGPE", "SNES", "XNES")
 DEFAULT_SOLVERS = (*(f"es_ngd:{s}" for s in ES_NGD), *(f"evotorch:{a}" for a in EVOTORCH))
 
@@ -196,9 +196,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=["cartpole"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--solvers", nargs="+", default=None,
-                        help="e.g. es_ngd:up:2 evotorch:SNES (default: every es_ngd structure and EvoTorch method; the "
-                             "per-layer structure only on MLP tasks unless named here)")
+    parser.add_argument("--solvers", nargs="+", default=list(DEFAULT_SOLVERS),
+                        help="e.g. es_ngd:up:2 evotorch:SNES (default: every es_ngd structure and EvoTorch method)")
     parser.add_argument("--budget", type=int, default=None, help="override the task's env-step budget")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--eval-every", type=int, default=5,
@@ -218,10 +217,8 @@ def main() -> None:
         # runs accumulate across invocations: a rerun of a (solver, seed) replaces that run only
         saved = json.loads(path.read_text()) if path.exists() else {"runs": []}
         runs = [{"budget": saved.get("budget"), **run} for run in saved["runs"]]
-        for solver in args.solvers or DEFAULT_SOLVERS:
+        for solver in args.solvers:
             family, _, variant = solver.partition(":")
-            if variant.startswith("layers:") and task.policy != "mlp" and not args.solvers:
-                continue  # by default the per-layer structure runs on network policies only
             for seed in args.seeds:
                 try:
                     run = (run_es_ngd(task, variant, seed, args.workers, args.eval_every) if family == "es_ngd"

@@ -20,14 +20,17 @@ from es_ngd.cli import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from es_ngd.gym.search import DEFAULT_STRUCTURE  # numpy only: gymnasium is imported when a run starts
+
     parser.add_argument("env_id", metavar="ENV_ID", help="a Gymnasium environment id, or 'play' to run a saved policy")
     parser.add_argument("directory", nargs="?", metavar="DIR", help="(with 'play') the --out directory of a run")
     search = parser.add_argument_group("policy search")
     search.add_argument("--policy", choices=("linear", "mlp"), default="linear")
     search.add_argument("--hidden", default="64,64", help="hidden layer sizes of the mlp policy (default 64,64)")
     search.add_argument("--activation", choices=("tanh", "relu"), default="tanh")
-    search.add_argument("--structure", default="diag",
-                        help="structure of B, e.g. diag, up:2, or per layer: 'layers:kron(tril,tril)' (default diag)")
+    search.add_argument("--structure", default=DEFAULT_STRUCTURE,
+                        help="structure of B: per layer, e.g. 'layers:kron(tril,tril)' (the default), or one group for "
+                             "all parameters, e.g. diag or up:2")
     search.add_argument("--popsize", type=int, default=None, help="population size (default: the strategy's)")
     search.add_argument("--sigma0", type=float, default=None,
                         help="initial step size (default: 0.5/sqrt(obs_dim), the policy's input scale)")
