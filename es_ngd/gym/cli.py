@@ -31,8 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     search.add_argument("--structure", default=DEFAULT_STRUCTURE,
                         help="structure of B: per layer, e.g. 'layers:kron(tril,tril)' (the default), or one group for "
                              "all parameters, e.g. diag or up:2")
-    search.add_argument("--popsize", type=int, default=None,
-                        help="population size (default: twice the strategy's 4 + 3 ln p)")
+    search.add_argument("--popsize", type=int, default=None, help="population size (default: the strategy's)")
     search.add_argument("--sigma0", type=float, default=None,
                         help="initial step size (default: 0.5/sqrt(obs_dim), the policy's input scale)")
     search.add_argument("--episodes", type=int, default=1, help="episodes per evaluation (default 1)")

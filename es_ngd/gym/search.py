@@ -38,11 +38,6 @@ SIGMA0_SCALE = 0.5
 #: benchmarks/results/gym/): fewer steps to 475 on CartPole-v1, the best median on Pendulum-v1 with an MLP
 #: (8 seeds) and on HalfCheetah-v5 (3 seeds), and the threshold on every LunarLander seed.
 DEFAULT_STRUCTURE = "layers:kron(tril,tril)"
-#: The population is this many times the strategy's default ``4 + ⌊3 ln p⌋``: an episode's return is a noisy
-#: estimate, and a larger population averages more of them per step. Measured with the per-layer structure
-#: on HalfCheetah-v5 at 5·10⁶ steps (README, "Policy search"): median 5,514 over 3 seeds with twice the default
-#: population, against 4,844 with the default.
-POPSIZE_FACTOR = 2
 #: Generations between evaluations of the mean policy (for the log, the progress bar and the best policy).
 EVAL_EVERY = 5
 LOG_FILE, SUMMARY_FILE, CHECKPOINT, STATE = "log.csv", "summary.json", "checkpoint.npz", "search_state"
@@ -50,11 +45,6 @@ COLUMNS = ("generation", "env_steps", "elapsed_s", "steps_per_s", "best_return",
            "best_center_return", "sigma", "failed", "note")
 FINAL_EPISODES = 10
 CENTER_TAG = 2  # seed stream of the mean policy's periodic evaluations
-
-
-def default_popsize(problem: GymProblem) -> int:
-    """The population size unless one is given (see :data:`POPSIZE_FACTOR`)."""
-    return POPSIZE_FACTOR * (4 + int(3 * math.log(problem.num_parameters)))
 
 
 def default_sigma0(problem: GymProblem) -> float:
@@ -138,7 +128,7 @@ def policy_search(problem: GymProblem, *, max_env_steps: int, structure: str = D
     x0 = problem.initial_parameters() if x0 is None else problem.check_parameters(x0)
     sigma0 = default_sigma0(problem) if sigma0 is None else float(sigma0)
     structure = layer_structure(structure, problem)
-    options = {"popsize": popsize or default_popsize(problem), **strategy_options}
+    options = {"popsize": popsize, **strategy_options} if popsize else dict(strategy_options)
     es = es_ngd.NGDES(x0, sigma0, structure=structure, seed=seed, **options)
     run = _RunState(stats=RunningStats.empty(problem.obs_dim) if problem.normalize else None,
                     best_params=x0.copy())
