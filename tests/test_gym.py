@@ -40,6 +40,7 @@ def cartpole_run(tmp_path_factory):
 def test_cartpole_is_solved_through_the_command_within_the_budget(cartpole_run) -> None:
     summary = json.loads((cartpole_run / "summary.json").read_text())
     assert summary["env_id"] == "CartPole-v1"
+    assert summary["structure"] == "product(kron(tril,tril)@2x4,diag@2)"  # the default: per layer
     assert summary["eval_return"] >= 475, summary
     assert len(summary["eval_returns"]) == 10
     assert summary["env_steps"] <= CARTPOLE_BUDGET + 10 * 500  # at most one generation past the budget

@@ -112,8 +112,8 @@ def make_evaluator(problem: GymProblem, *, workers: int | None = None, vectorize
 
 def policy_search(problem: GymProblem, *, max_env_steps: int, structure: str = DEFAULT_STRUCTURE,
                   popsize: int | None = None, sigma0: float | None = None, seed: int | None = None,
-                  workers: int | None = None,
-                  vectorized: bool = False, out: str | os.PathLike[str] | None = None, resume: bool = False,
+                  workers: int | None = None, vectorized: bool = False,
+                  out: str | os.PathLike[str] | None = None, resume: bool = False,
                   eval_every: int = EVAL_EVERY, target_return: float | None = None, checkpoint_every: int = 10,
                   x0: Any = None, on_generation: Callable[[dict[str, Any]], None] | None = None,
                   evaluator: Any = None, **strategy_options: Any) -> SearchResult:
