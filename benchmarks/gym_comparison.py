@@ -144,13 +144,14 @@ def plot(task_name: str, runs: list[dict]) -> Path:
     task = TASKS[task_name]
     first_step = min((step for run in runs for step, _ in run["curve"] if step > 0), default=1)
     grid = np.geomspace(first_step, last_step, 300) if task.log_steps else np.linspace(0.0, last_step, 300)
-    known = list(DEFAULT_SOLVERS)
-    solvers = sorted(dict.fromkeys(run["solver"] for run in runs), key=lambda s: (s not in known, known.index(s)
-                                                                                   if s in known else 0, s))
-    for solver in solvers:  # a solver keeps its colour from one task's figure to the next
+    # the default solvers first, each in the colour of its place there, so that it keeps its colour from one
+    # task's figure to the next; any other solver after them
+    order = {solver: index for index, solver in enumerate(DEFAULT_SOLVERS)}
+    solvers = sorted({run["solver"] for run in runs}, key=lambda solver: (order.get(solver, len(order)), solver))
+    for index, solver in enumerate(solvers):
         curves = [run["curve"] for run in runs if run["solver"] == solver]
         median, low, high = seed_band(curves, grid)
-        colour = f"C{known.index(solver) if solver in known else len(known) + solvers.index(solver)}"
+        colour = f"C{order.get(solver, index)}"
         ax.fill_between(grid, low, high, color=colour, alpha=0.15, lw=0)
         label = f"{solver} ({len(curves)} seeds)"
         if all(len(curve) <= 1 for curve in curves):  # one evaluation per run (PGPE's huge generations)
