@@ -1,6 +1,6 @@
 """Where a run's evaluations go: for each f − f_opt level, the evaluations at the first logged point at or below it.
 
-The benchmark logs about 10 points a decade of evaluations, so these are coarse (no interpolation).
+The benchmark logs 20 points a decade of evaluations (12 % apart), so these are coarse (no interpolation).
 Usage: python phases.py RESULTS.json [...] > arrow_rosenbrock_phases.txt
 """
 import collections
