@@ -136,6 +136,10 @@ def test_killed_worker_is_replaced_and_no_evaluation_is_lost_or_doubled():
     The recorder sees every *completed* evaluation. The killed one never completes, and with chunks
     of two the victim is first in its chunk (its pipelined next chunk has not started), so each
     candidate must be recorded exactly once, and the fitness must still equal the serial run's.
+    The whole pool is up before generation 1, so the chunks of generation 2 go round-robin and the
+    victim's chunk leads its actor's queue. (With a worker still starting, the victim's actor also
+    holds chunk [0, 1] ahead of it: an answer Ray can lose with the dying actor, and then [0, 1] is
+    evaluated twice, as a CI run once saw.)
     """
     serial_fitness, _, serial_rows = run(SerialEvaluator(sphere))
     victim = serial_rows[1][4].tobytes()  # generation 2, candidate 4: first of the chunk [4, 5]
@@ -150,6 +154,7 @@ def test_killed_worker_is_replaced_and_no_evaluation_is_lost_or_doubled():
         return value
 
     with RayEvaluator(f, num_workers=3, chunk_size=2, num_cpus=CPUS_PER_WORKER) as evaluator:
+        assert evaluator.wait_until_ready(timeout=60) == 3
         fitness, _, _ = run(evaluator)
         stats = evaluator.stats
     assert stats.workers_replaced == 1 and stats.tasks_resubmitted >= 1
