@@ -72,8 +72,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--budget", type=int, default=None, help="override the sweep's env-step budget")
     parser.add_argument("--structure", default="diag", help="an es_ngd structure, with NGDES options as "
-                        "@OPTION=VALUE (e.g. diag@mirrored=true); default diag, the structure the README's "
-                        "sweeps ran with")
+                        "@OPTION=VALUE (e.g. diag@mirrored=true); default diag, the structure the sweeps in "
+                        "docs/policy_search.md ran with")
     parser.add_argument("--report", action="store_true", help="print the table of the saved results and exit")
     args = parser.parse_args()
     if not args.report:

@@ -29,12 +29,12 @@ from es_ngd.gym.normalizer import RunningStats, merge_all
 from es_ngd.gym.problem import EVALUATION, GenerationContext, GymProblem
 from es_ngd.gym.storage import save_policy
 
-#: σ₀ = SIGMA0_SCALE × the policy's input scale ``1/√obs_dim`` (README, "Policy search": measured on
+#: σ₀ = SIGMA0_SCALE × the policy's input scale ``1/√obs_dim`` (docs/policy_search.md: measured on
 #: CartPole-v1 and Pendulum-v1).
 SIGMA0_SCALE = 0.5
 #: The structure of B unless one is given: one Kronecker factor pair per weight matrix (triangular on the
 #: layer's inputs and on its outputs) and a diagonal per bias, for a linear policy (one layer) and a network
-#: alike. Measured against ``diag`` and ``up:2`` at their defaults (README, "Policy search";
+#: alike. Measured against ``diag`` and ``up:2`` at their defaults (docs/policy_search.md;
 #: benchmarks/results/gym/): fewer steps to 475 on CartPole-v1, the best median on Pendulum-v1 with an MLP
 #: (8 seeds) and on HalfCheetah-v5 (3 seeds; 5,280 over 8), and the threshold on every LunarLander seed.
 DEFAULT_STRUCTURE = "layers:kron(tril,tril)"
