@@ -138,8 +138,8 @@ def test_killed_worker_is_replaced_and_no_evaluation_is_lost_or_doubled():
     candidate must be recorded exactly once, and the fitness must still equal the serial run's.
     The whole pool is up before generation 1, so the chunks of generation 2 go round-robin and the
     victim's chunk leads its actor's queue. (With a worker still starting, the victim's actor also
-    holds chunk [0, 1] ahead of it: an answer Ray can lose with the dying actor, and then [0, 1] is
-    evaluated twice, as a CI run once saw.)
+    holds chunk [0, 1] ahead of it, whose answer can be lost with the dying actor; then [0, 1] is
+    evaluated twice, as a CI run once saw. That race was not reproduced locally.)
     """
     serial_fitness, _, serial_rows = run(SerialEvaluator(sphere))
     victim = serial_rows[1][4].tobytes()  # generation 2, candidate 4: first of the chunk [4, 5]
