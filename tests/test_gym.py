@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -70,6 +71,19 @@ def test_saved_policy_round_trip_and_play(cartpole_run, capsys) -> None:
     played = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert played["returns"] == [500.0, 500.0]
     assert video.exists() and video.stat().st_size > 1000
+
+
+def test_play_video_needs_no_display(cartpole_run, tmp_path) -> None:
+    """The GIF's frames are drawn off screen, so on a headless machine (no display, no XDG_RUNTIME_DIR) the
+    command writes it without pygame printing a display error."""
+    headless = {key: value for key, value in os.environ.items()
+                if key not in ("DISPLAY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR", "SDL_VIDEODRIVER")}
+    video = tmp_path / "headless.gif"
+    done = subprocess.run([sys.executable, "-m", "es_ngd", "gym", "play", str(cartpole_run), "--play-episodes", "1",
+                           "--video", str(video)], env=headless, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "error" not in done.stderr.lower(), done.stderr
+    assert video.stat().st_size > 1000
 
 
 def test_pendulum_improves_with_an_mlp_policy() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,10 @@ def play(directory: Path, *, which: str = "final", episodes: int = 5, video: str
         print(f"es-ngd gym play: {path.with_suffix('.json')} does not exist (is {directory} a run's --out?)",
               file=sys.stderr)
         return 1
+    if video is not None:
+        # the frames are drawn off screen (rgb_array); SDL's dummy video driver keeps pygame (classic control,
+        # Box2D) from looking for a display, which prints "XDG_RUNTIME_DIR is invalid" on a headless machine
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     saved = load_policy(path)
     problem = saved.problem(seed=seed)
     returns = play_policy(saved, problem, episodes=episodes, video=video)
