@@ -118,8 +118,9 @@ def policy_search(problem: GymProblem, *, max_env_steps: int, structure: str = D
                   x0: Any = None, on_generation: Callable[[dict[str, Any]], None] | None = None,
                   evaluator: Any = None, **strategy_options: Any) -> SearchResult:
     """Search a policy for ``problem`` until ``max_env_steps`` environment steps (or the strategy stops, or the mean
-    policy's periodic return reaches ``target_return``). ``seed`` defaults to the problem's. With ``out``, writes
-    ``log.csv``, ``checkpoint.npz`` (+ ``search_state.*``), ``policy_best.*``, ``policy_final.*`` and
+    policy's periodic return reaches ``target_return``); a generation that starts under the budget runs to its end,
+    so ``env_steps`` may pass it by up to one generation's steps. ``seed`` defaults to the problem's. With ``out``,
+    writes ``log.csv``, ``checkpoint.npz`` (+ ``search_state.*``), ``policy_best.*``, ``policy_final.*`` and
     ``summary.json`` there; ``resume=True`` continues from its checkpoint. ``strategy_options`` go to NGDES."""
     import es_ngd
 
