@@ -195,6 +195,8 @@ def test_resume_continues_the_run_exactly(tmp_path) -> None:
     resumed = policy_search(problem(), max_env_steps=3000, out=tmp_path / "resumed", eval_every=2, resume=True)
     np.testing.assert_array_equal(resumed.mean, straight.mean)
     assert resumed.env_steps == straight.env_steps and resumed.generations == straight.generations
+    # the budget is checked before each generation: the last one started under it and ran to its end
+    assert straight.history[-2]["env_steps"] < 3000 <= straight.env_steps == straight.history[-1]["env_steps"]
     with (tmp_path / "resumed" / "log.csv").open() as handle:
         generations = [int(row["generation"]) for row in csv.DictReader(handle)]
     assert generations == list(range(1, straight.generations + 1))
