@@ -149,10 +149,6 @@ def play(directory: Path, *, which: str = "final", episodes: int = 5, video: str
         print(f"es-ngd gym play: {path.with_suffix('.json')} does not exist (is {directory} a run's --out?)",
               file=sys.stderr)
         return 1
-    if video is not None:
-        # the frames are drawn off screen (rgb_array); SDL's dummy video driver keeps pygame (classic control,
-        # Box2D) from looking for a display, which prints "XDG_RUNTIME_DIR is invalid" on a headless machine
-        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     saved = load_policy(path)
     problem = saved.problem(seed=seed)
     returns = play_policy(saved, problem, episodes=episodes, video=video)
@@ -167,6 +163,9 @@ def play_policy(saved: Any, problem: Any, *, episodes: int, video: str | None = 
 
     returns = []
     if video is not None:
+        # the frames are drawn off screen; SDL's dummy video driver keeps pygame (classic control, Box2D) from
+        # looking for a display, which prints "XDG_RUNTIME_DIR is invalid" on a headless machine
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         env = problem.make_env(render_mode="rgb_array")
         frames: list[Any] = []
         info = problem.evaluate_policy(saved.params, saved.normalizer(), episodes=1, tag=EVALUATION + 100,
